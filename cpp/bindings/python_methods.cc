@@ -1,0 +1,128 @@
+#include "python_methods.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pythia::python {
+namespace {
+
+template <typename T>
+py::array_t<T> to_numpy(const std::vector<T>& values) {
+  py::array_t<T> out(static_cast<py::ssize_t>(values.size()));
+  if (!values.empty()) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(T));
+  return out;
+}
+
+void require_1d(const py::array& a, const char* name) {
+  if (a.ndim() != 1) {
+    throw std::invalid_argument(std::string(name) + " must be a 1-D array, got " +
+                                std::to_string(a.ndim()) + " dimensions");
+  }
+}
+
+}  // namespace
+
+void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
+                           int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
+                           int32_t job, int32_t agent) {
+  require_1d(prompt, "prompt");
+  std::vector<int32_t> tokens(prompt.data(), prompt.data() + prompt.size());
+  py::gil_scoped_release release;
+  self.add_request(id, std::move(tokens), max_new_tokens, arrival_time,
+                   WorkflowTags{workflow_type, job, agent});
+}
+
+py::dict scheduler_schedule(Scheduler& self) {
+  const StepPlan* plan;
+  {
+    py::gil_scoped_release release;
+    plan = &self.schedule();
+  }
+  py::dict out;
+  out["req_ids"] = to_numpy(plan->req_ids);
+  out["start_pos"] = to_numpy(plan->start_pos);
+  out["num_tokens"] = to_numpy(plan->num_tokens);
+  out["cached_tokens"] = to_numpy(plan->cached_tokens);
+  out["samples"] = to_numpy(plan->samples).attr("astype")("bool");
+  out["input_ids"] = to_numpy(plan->input_ids);
+  out["page_table_offsets"] = to_numpy(plan->page_table_offsets);
+  out["page_table"] = to_numpy(plan->page_table);
+  out["preempted_ids"] = to_numpy(plan->preempted_ids);
+  out["preempted_pages"] = to_numpy(plan->preempted_pages);
+  return out;
+}
+
+Int64Array scheduler_update(Scheduler& self, const Int64Array& req_ids, const Int32Array& tokens,
+                            const BoolArray& finished) {
+  require_1d(req_ids, "req_ids");
+  require_1d(tokens, "tokens");
+  require_1d(finished, "finished");
+  if (tokens.size() != req_ids.size() || finished.size() != req_ids.size()) {
+    throw std::invalid_argument("update: req_ids, tokens and finished must have equal lengths");
+  }
+  std::vector<int64_t> done;
+  {
+    py::gil_scoped_release release;
+    done = self.update(req_ids.data(), tokens.data(), finished.data(),
+                       static_cast<size_t>(req_ids.size()));
+  }
+  return to_numpy(done);
+}
+
+Int32Array scheduler_tokens(const Scheduler& self, int64_t id) { return to_numpy(self.tokens(id)); }
+
+py::dict scheduler_stats(const Scheduler& self) {
+  const SchedulerStats s = self.stats();
+  py::dict out;
+  out["num_waiting"] = s.num_waiting;
+  out["num_running"] = s.num_running;
+  out["free_pages"] = s.free_pages;
+  out["evictable_pages"] = s.evictable_pages;
+  out["protected_pages"] = s.protected_pages;
+  out["cached_host_pages"] = s.cached_host_pages;
+  out["num_preemptions"] = s.num_preemptions;
+  out["num_evicted_pages"] = s.num_evicted_pages;
+  out["prompt_tokens"] = s.prompt_tokens;
+  out["cached_prompt_tokens"] = s.cached_prompt_tokens;
+  out["new_token_ratio"] = s.new_token_ratio;
+  return out;
+}
+
+Int32Array PrefixTree::match_prefix(const Int32Array& tokens) {
+  require_1d(tokens, "tokens");
+  MatchResult match;
+  {
+    py::gil_scoped_release release;
+    match = tree_.match_prefix(tokens.data(), static_cast<size_t>(tokens.size()));
+  }
+  return to_numpy(match.device_pages);
+}
+
+int32_t PrefixTree::peek_prefix_pages(const Int32Array& tokens) const {
+  require_1d(tokens, "tokens");
+  return tree_.peek_prefix_pages(tokens.data(), static_cast<size_t>(tokens.size()));
+}
+
+int32_t PrefixTree::insert(const Int32Array& tokens, const Int32Array& pages) {
+  require_1d(tokens, "tokens");
+  require_1d(pages, "pages");
+  const py::ssize_t num_pages = pages.size();
+  if (num_pages * tree_.page_size() > tokens.size()) {
+    throw std::invalid_argument("insert: " + std::to_string(num_pages) + " pages need " +
+                                std::to_string(num_pages * tree_.page_size()) + " tokens, got " +
+                                std::to_string(tokens.size()));
+  }
+  py::gil_scoped_release release;
+  return tree_.insert(tokens.data(), static_cast<int32_t>(num_pages), pages.data(), WorkflowTags{})
+      .num_present;
+}
+
+Int32Array PrefixTree::evict(int32_t num_pages) {
+  std::vector<int32_t> out;
+  tree_.evict(num_pages, lru_, out);
+  return to_numpy(out);
+}
+
+}  // namespace pythia::python

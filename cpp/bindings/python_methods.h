@@ -1,0 +1,45 @@
+// Conversions between numpy/Python values and the core's plain C++ types.
+// The module file (module.cc) holds only .def lines; everything that touches
+// Python objects beyond that lives here.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "pythia/radix_tree.h"
+#include "pythia/scheduler.h"
+
+namespace pythia::python {
+
+namespace py = pybind11;
+using Int32Array = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+using BoolArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
+                           int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
+                           int32_t job, int32_t agent);
+py::dict scheduler_schedule(Scheduler& self);
+Int64Array scheduler_update(Scheduler& self, const Int64Array& req_ids, const Int32Array& tokens,
+                            const BoolArray& finished);
+Int32Array scheduler_tokens(const Scheduler& self, int64_t id);
+py::dict scheduler_stats(const Scheduler& self);
+
+/// A radix tree over page ids the caller manages (tests and benchmarks).
+class PrefixTree {
+ public:
+  explicit PrefixTree(int32_t page_size) : tree_(page_size) {}
+  Int32Array match_prefix(const Int32Array& tokens);
+  int32_t peek_prefix_pages(const Int32Array& tokens) const;
+  int32_t insert(const Int32Array& tokens, const Int32Array& pages);
+  Int32Array evict(int32_t num_pages);
+  int32_t evictable_pages() const { return tree_.evictable_pages(); }
+  int32_t num_nodes() const { return tree_.num_nodes(); }
+  void check_integrity() const { tree_.check_integrity({}); }
+
+ private:
+  RadixTree tree_;
+  LruEviction lru_;
+};
+
+}  // namespace pythia::python

@@ -1,0 +1,49 @@
+// One node of the page-granular radix tree.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "pythia/workflow_tags.h"
+
+namespace pythia {
+
+/// \brief A run of whole KV pages shared by every sequence below it.
+///
+/// Plain data: the RadixTree maintains the invariants, policies only read.
+/// A node holds its KV on the device, in host memory, or both; a node with
+/// neither only exists transiently inside the tree's own operations.
+struct RadixNode {
+  /// Token ids covered by this node; always a whole number of pages.
+  std::vector<int32_t> tokens;
+  /// Device page ids, one per page of `tokens`; empty when not on the device.
+  std::vector<int32_t> device_pages;
+  /// Host page ids, one per page of `tokens`; empty when no host copy exists.
+  std::vector<int32_t> host_pages;
+
+  RadixNode* parent = nullptr;
+  /// Children keyed by a hash of their first page of tokens (collisions are
+  /// detected by comparing the tokens, see RadixTree).
+  std::unordered_map<uint64_t, std::unique_ptr<RadixNode>> children;
+
+  /// Running requests whose prefix ends at or below this node.
+  int32_t lock_count = 0;
+  /// Children that hold device pages: a node is a device leaf (evictable from
+  /// the device) only when this is zero, so device residency stays
+  /// prefix-closed even once children live only on the host.
+  int32_t num_device_children = 0;
+  /// Logical time of the last match or insert through this node.
+  uint64_t last_access = 0;
+  /// Creation order; breaks ties between equal priorities deterministically.
+  uint64_t id = 0;
+  /// Tags of the request that inserted this node (later policies use them).
+  WorkflowTags tags;
+
+  int32_t num_pages() const { return static_cast<int32_t>(device_pages.empty() ? host_pages.size() : device_pages.size()); }
+  bool on_device() const { return !device_pages.empty(); }
+  bool on_host() const { return !host_pages.empty(); }
+};
+
+}  // namespace pythia

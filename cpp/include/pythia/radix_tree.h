@@ -1,0 +1,130 @@
+// Page-granular radix tree over token ids: the prefix cache's index.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <unordered_set>
+#include <vector>
+
+#include "pythia/eviction_policy.h"
+#include "pythia/radix_node.h"
+#include "pythia/workflow_tags.h"
+
+namespace pythia {
+
+/// \brief Result of RadixTree::match_prefix.
+struct MatchResult {
+  /// Device pages of the longest device-resident cached prefix.
+  std::vector<int32_t> device_pages;
+  /// Deepest node of that prefix (the root when nothing matched); lock it to
+  /// keep the prefix from being evicted while a request uses it.
+  RadixNode* last_node = nullptr;
+  /// Further pages of the prefix that are cached only in host memory.
+  int32_t host_hit_pages = 0;
+};
+
+/// \brief Result of RadixTree::insert.
+struct InsertResult {
+  /// Leading pages that were already cached on the device. The tree kept its
+  /// own page ids for them; where the caller's ids differ, the caller still
+  /// owns (and should release) its copies.
+  int32_t num_present = 0;
+  /// Pages [num_present, num_inserted) now belong to the tree. Pages past
+  /// num_inserted stay with the caller: this only happens when two different
+  /// pages hash alike, where the tree keeps the first and declines the second.
+  int32_t num_inserted = 0;
+  /// Node where the inserted prefix ends (root for an empty insert).
+  RadixNode* last_node = nullptr;
+};
+
+/// \brief Radix tree whose edges are whole KV pages.
+///
+/// The tree only indexes page ids; it never allocates or frees them. Pages it
+/// gives up through evict() or clear() are returned to the caller, which owns
+/// the pools (KVCacheManager). Matching works on whole pages: a partial
+/// trailing page of a sequence is never cached.
+class RadixTree {
+ public:
+  explicit RadixTree(int32_t page_size);
+  ~RadixTree();
+  RadixTree(const RadixTree&) = delete;
+  RadixTree& operator=(const RadixTree&) = delete;
+
+  /// \brief Longest cached prefix of tokens[0, n) in whole pages. Splits a
+  /// node when the match ends inside it, so that last_node covers exactly the
+  /// matched prefix, and marks the path as used now.
+  MatchResult match_prefix(const int32_t* tokens, size_t n);
+
+  /// \brief Device pages match_prefix would return, without splitting nodes
+  /// or touching access times (for ordering policies that only look).
+  int32_t peek_prefix_pages(const int32_t* tokens, size_t n) const;
+
+  /// \brief Caches `num_pages` whole pages: tokens[0, num_pages * page_size)
+  /// with their device page ids. Nodes created by this call record `tags`.
+  /// When `tree_pages` is given it receives the tree's page ids for
+  /// [0, num_inserted).
+  InsertResult insert(const int32_t* tokens, int32_t num_pages, const int32_t* pages,
+                      const WorkflowTags& tags, std::vector<int32_t>* tree_pages = nullptr);
+
+  /// \brief Protects the path from `node` to the root from eviction.
+  void lock(RadixNode* node);
+  /// \brief Undoes one lock().
+  void unlock(RadixNode* node);
+
+  /// \brief Removes device pages of unlocked device leaves, lowest policy
+  /// priority first, until at least `num_pages` pages are removed or nothing
+  /// is evictable. Removed page ids are appended to `out`, in eviction order;
+  /// the caller releases them. Returns the number removed.
+  int32_t evict(int32_t num_pages, const EvictionPolicy& policy, std::vector<int32_t>& out);
+
+  /// \brief Drops every node. Requires that nothing is locked; appends all
+  /// device and host pages to the given vectors for the caller to release.
+  void clear(std::vector<int32_t>& device_out, std::vector<int32_t>& host_out);
+
+  int32_t page_size() const { return page_size_; }
+  /// Device pages in unlocked nodes: all of them can be freed by evict().
+  int32_t evictable_pages() const { return evictable_pages_; }
+  /// Device pages in locked nodes.
+  int32_t protected_pages() const { return protected_pages_; }
+  int32_t cached_device_pages() const { return evictable_pages_ + protected_pages_; }
+  int32_t cached_host_pages() const { return host_pages_; }
+  int32_t num_nodes() const { return num_nodes_; }
+  const RadixNode* root() const { return &root_; }
+
+  /// \brief Calls `fn` on every node but the root, parents before children.
+  void for_each_node(const std::function<void(const RadixNode&)>& fn) const;
+
+  /// \brief Checks structure, counters and the evictable set; `expected_locks`
+  /// maps each node to the number of requests holding it (the path of each
+  /// request's last node). Throws std::logic_error naming the violation.
+  void check_integrity(const std::unordered_map<const RadixNode*, int32_t>& expected_locks) const;
+
+ private:
+  uint64_t page_key(const int32_t* page_tokens) const;
+  bool same_page(const int32_t* a, const int32_t* b) const;
+  /// Finds the child whose first page equals `page_tokens`, or nullptr.
+  RadixNode* find_child(const RadixNode* node, const int32_t* page_tokens) const;
+  /// Number of leading whole pages of `node` equal to tokens, at most max_pages.
+  int32_t common_pages(const RadixNode* node, const int32_t* tokens, int32_t max_pages) const;
+  /// Splits `node` after `k` pages; returns the new parent holding the first k.
+  RadixNode* split(RadixNode* node, int32_t k);
+  RadixNode* new_node(RadixNode* parent, const int32_t* tokens, int32_t num_pages);
+  bool is_evictable(const RadixNode* node) const;
+  void refresh_evictable(RadixNode* node);
+  void delete_leaf(RadixNode* node);
+
+  int32_t page_size_;
+  RadixNode root_;
+  uint64_t clock_ = 0;
+  uint64_t next_id_ = 1;
+  int32_t evictable_pages_ = 0;
+  int32_t protected_pages_ = 0;
+  int32_t host_pages_ = 0;
+  int32_t num_nodes_ = 0;
+  /// Unlocked device leaves. Kept incrementally so that eviction looks only at
+  /// candidates, not at the whole tree.
+  std::unordered_set<RadixNode*> evictable_;
+};
+
+}  // namespace pythia

@@ -1,0 +1,48 @@
+// A generation request as the scheduler core tracks it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "pythia/radix_node.h"
+#include "pythia/workflow_tags.h"
+
+namespace pythia {
+
+enum class RequestState : uint8_t { kWaiting, kRunning };
+
+/// \brief One request: its tokens, progress and the KV pages it holds.
+///
+/// Prefill and decode are one mechanism: each step computes KV for positions
+/// [num_computed, num_computed + n) of `tokens`; a step that reaches the end
+/// of `tokens` samples the next token. A preempted request keeps its output
+/// tokens and later recomputes their KV, so nothing generated is lost.
+struct Request {
+  int64_t id = 0;
+  /// Prompt followed by the output generated so far.
+  std::vector<int32_t> tokens;
+  int32_t prompt_len = 0;
+  int32_t max_new_tokens = 0;
+  double arrival_time = 0.0;
+  /// Order of arrival at the core; FCFS order and preemption order use it.
+  uint64_t arrival_seq = 0;
+  WorkflowTags tags;
+  RequestState state = RequestState::kWaiting;
+
+  /// Positions whose KV is in `pages`.
+  int32_t num_computed = 0;
+  /// Prompt tokens served from the prefix cache at the latest admission.
+  int32_t num_cached = 0;
+  /// Device page table: page i holds positions [i * page_size, (i+1) * page_size).
+  std::vector<int32_t> pages;
+  /// Leading pages owned by the radix tree (kept alive by locking last_node);
+  /// the rest belong to this request.
+  int32_t num_shared_pages = 0;
+  RadixNode* last_node = nullptr;
+  int32_t num_preemptions = 0;
+
+  int32_t seq_len() const { return static_cast<int32_t>(tokens.size()); }
+  int32_t output_len() const { return seq_len() - prompt_len; }
+};
+
+}  // namespace pythia

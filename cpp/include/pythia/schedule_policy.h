@@ -1,0 +1,57 @@
+// The interface every request-ordering policy implements.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pythia/radix_tree.h"
+#include "pythia/request.h"
+
+namespace pythia {
+
+/// \brief Decides which waiting request is admitted first and which running
+/// request is preempted first under memory pressure.
+class SchedulePolicy {
+ public:
+  virtual ~SchedulePolicy() = default;
+  virtual const char* name() const = 0;
+  /// \brief Reorders `waiting`, given in arrival order, into admission order.
+  virtual void order_waiting(std::vector<Request*>& waiting, const RadixTree& tree) const = 0;
+  /// \brief Higher rank is preempted first. The default preempts the latest
+  /// arrival, as vLLM and SGLang do.
+  virtual double preempt_rank(const Request& req) const {
+    return static_cast<double>(req.arrival_seq);
+  }
+};
+
+/// \brief First come, first served.
+class FcfsPolicy final : public SchedulePolicy {
+ public:
+  const char* name() const override { return "fcfs"; }
+  void order_waiting(std::vector<Request*>&, const RadixTree&) const override {}
+};
+
+/// \brief Longest cached prefix first (SGLang's `lpm`); ties keep arrival
+/// order. Beyond `fallback_queue_len` waiting requests, matching every one
+/// costs more than it gains, so it falls back to FCFS as SGLang does.
+class LongestPrefixMatchPolicy final : public SchedulePolicy {
+ public:
+  explicit LongestPrefixMatchPolicy(size_t fallback_queue_len)
+      : fallback_queue_len_(fallback_queue_len) {}
+  const char* name() const override { return "lpm"; }
+  void order_waiting(std::vector<Request*>& waiting, const RadixTree& tree) const override;
+
+ private:
+  size_t fallback_queue_len_;
+};
+
+/// \brief Names accepted by make_schedule_policy.
+std::vector<std::string> schedule_policy_names();
+
+/// \brief Builds a policy by name; throws std::invalid_argument listing the
+/// known names for an unknown one.
+std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
+                                                     size_t lpm_fallback_queue_len);
+
+}  // namespace pythia

@@ -1,0 +1,110 @@
+// The per-step batching and cache decisions of one model replica.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "pythia/kv_cache_manager.h"
+#include "pythia/request.h"
+#include "pythia/schedule_policy.h"
+#include "pythia/scheduler_config.h"
+#include "pythia/step_plan.h"
+
+namespace pythia {
+
+/// \brief Counters for metrics and tests.
+struct SchedulerStats {
+  int32_t num_waiting = 0;
+  int32_t num_running = 0;
+  int32_t free_pages = 0;
+  int32_t evictable_pages = 0;
+  int32_t protected_pages = 0;
+  int32_t cached_host_pages = 0;
+  int64_t num_preemptions = 0;
+  int64_t num_evicted_pages = 0;
+  /// Prompt tokens of admitted requests, and how many of them the cache served.
+  int64_t prompt_tokens = 0;
+  int64_t cached_prompt_tokens = 0;
+  double new_token_ratio = 0.0;
+};
+
+/// \brief Request table, queues and the step loop's decisions.
+///
+/// Protocol: add_request() at any time; then repeatedly schedule() (returns a
+/// plan), run the plan, update() with what the step produced. abort() may be
+/// called at any time; during a step it takes effect when update() ends.
+class Scheduler {
+ public:
+  explicit Scheduler(const SchedulerConfig& config);
+
+  /// \brief Queues a request. Throws std::invalid_argument for a duplicate id,
+  /// an empty prompt, a negative max_new_tokens, or a request whose prompt
+  /// plus max_new_tokens could never fit in the device pool.
+  void add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
+                   double arrival_time, const WorkflowTags& tags);
+
+  /// \brief Decides the next step. Throws std::logic_error if the previous
+  /// plan has not been answered by update().
+  const StepPlan& schedule();
+
+  /// \brief Reports the step: for entry i of the plan, the sampled token
+  /// (read only where the plan's samples[i] is 1) and whether the caller
+  /// finished the request (EOS, stop string). The core itself finishes a
+  /// request at max_new_tokens. Returns the ids finished in this step.
+  std::vector<int64_t> update(const int64_t* req_ids, const int32_t* tokens,
+                              const uint8_t* finished, size_t n);
+
+  /// \brief Drops a request and frees its pages. Returns false for an
+  /// unknown id.
+  bool abort(int64_t id);
+
+  /// \brief Evicts every unlocked page of the prefix cache; returns how many.
+  int32_t flush_cache();
+
+  /// \brief Tokens (prompt + output so far) of a live request.
+  const std::vector<int32_t>& tokens(int64_t id) const;
+  bool has_request(int64_t id) const { return requests_.count(id) > 0; }
+  SchedulerStats stats() const;
+  const SchedulerConfig& config() const { return config_; }
+  const KVCacheManager& cache() const { return cache_; }
+  const SchedulePolicy& policy() const { return *policy_; }
+
+  /// \brief Verifies every page is free, cached in the tree or held by one
+  /// running request, exactly once, with consistent reference and lock
+  /// counts, and that the queues agree with the request table. Throws
+  /// std::logic_error naming the violation.
+  void check_integrity() const;
+
+ private:
+  void schedule_running(int32_t& budget, bool& preempted);
+  void admit_waiting(int32_t& budget);
+  void add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens);
+  void finish_plan();
+  void preempt(Request& victim);
+  int32_t reserve_tokens(const Request& req) const;
+  int32_t future_pages(const Request& req) const;
+  void remove_running(Request* req);
+  void drop(int64_t id);
+
+  SchedulerConfig config_;
+  KVCacheManager cache_;
+  std::unique_ptr<SchedulePolicy> policy_;
+  std::unordered_map<int64_t, std::unique_ptr<Request>> requests_;
+  /// Arrival order, except that preempted requests go back to the front.
+  std::vector<Request*> waiting_;
+  /// Admission order.
+  std::vector<Request*> running_;
+  StepPlan plan_;
+  std::vector<Request*> plan_reqs_;
+  bool plan_pending_ = false;
+  std::vector<int64_t> deferred_aborts_;
+  uint64_t next_arrival_seq_ = 0;
+  double new_token_ratio_;
+  int64_t num_preemptions_ = 0;
+  int64_t prompt_tokens_ = 0;
+  int64_t cached_prompt_tokens_ = 0;
+};
+
+}  // namespace pythia

@@ -1,0 +1,40 @@
+// Every setting of the scheduler core.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace pythia {
+
+/// \brief Settings of one Scheduler (one model replica).
+struct SchedulerConfig {
+  /// Tokens per KV page.
+  int32_t page_size = 16;
+  /// Pages in the device KV pool.
+  int32_t num_device_pages = 4096;
+  /// Pages in the host KV pool (0: no host tier).
+  int32_t num_host_pages = 0;
+  /// Most requests decoding or prefilling at once.
+  int32_t max_running_requests = 256;
+  /// Tokens computed per step, decode and prefill together; prompts longer
+  /// than what is left of it are prefilled in chunks over several steps.
+  int32_t max_batch_tokens = 8192;
+  /// Request order: a name from schedule_policy_names().
+  std::string schedule_policy = "fcfs";
+  /// Prefix-cache eviction: a name from eviction_policy_names().
+  std::string eviction_policy = "lru";
+  /// Waiting requests beyond which `lpm` falls back to FCFS (SGLang uses 128).
+  int32_t lpm_fallback_queue_len = 128;
+  /// Admission reserves KV for this fraction of each request's remaining
+  /// max_new_tokens (SGLang's new_token_ratio). It decays step by step from
+  /// the initial value to the minimum while nothing is preempted and jumps
+  /// back to the initial value on a preemption.
+  double init_new_token_ratio = 0.7;
+  double min_new_token_ratio = 0.14;
+  double new_token_ratio_decay = (0.7 - 0.14) / 600.0;
+  /// Remaining output counted in the reservation is clipped to this many
+  /// tokens, so one huge max_new_tokens does not block all admission.
+  int32_t reserve_clip_tokens = 4096;
+};
+
+}  // namespace pythia

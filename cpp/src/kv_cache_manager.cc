@@ -1,0 +1,130 @@
+#include "pythia/kv_cache_manager.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+namespace pythia {
+
+KVCacheManager::KVCacheManager(int32_t page_size, int32_t num_device_pages,
+                               int32_t num_host_pages, std::unique_ptr<EvictionPolicy> eviction)
+    : page_size_(page_size),
+      device_pool_(Tier::kDevice, num_device_pages),
+      host_pool_(Tier::kHost, num_host_pages),
+      tree_(page_size),
+      eviction_(std::move(eviction)) {
+  if (!eviction_) throw std::invalid_argument("KVCacheManager: no eviction policy");
+}
+
+void KVCacheManager::attach_prefix(Request& req) {
+  if (req.last_node != nullptr || !req.pages.empty()) {
+    throw std::logic_error("attach_prefix: request " + std::to_string(req.id) +
+                           " already holds pages");
+  }
+  MatchResult match = tree_.match_prefix(req.tokens.data(), req.tokens.size() - 1);
+  tree_.lock(match.last_node);
+  req.pages = std::move(match.device_pages);
+  req.num_shared_pages = static_cast<int32_t>(req.pages.size());
+  req.last_node = match.last_node;
+  req.num_computed = req.num_shared_pages * page_size_;
+  req.num_cached = req.num_computed;
+}
+
+bool KVCacheManager::grow(Request& req, int32_t num_positions) {
+  const int32_t needed = pages_for(num_positions) - static_cast<int32_t>(req.pages.size());
+  if (needed <= 0) return true;
+  if (needed > available_pages()) return false;
+  if (device_pool_.num_free() < needed) evict(needed - device_pool_.num_free());
+  return device_pool_.allocate(needed, req.pages);
+}
+
+void KVCacheManager::cache_prefix(Request& req) {
+  const int32_t full = std::min<int32_t>(req.num_computed / page_size_,
+                                         static_cast<int32_t>(req.pages.size()));
+  if (full <= req.num_shared_pages) return;
+  scratch_.clear();
+  InsertResult ins = tree_.insert(req.tokens.data(), full, req.pages.data(), req.tags, &scratch_);
+  // Pages another request cached first: use the tree's, give ours back.
+  for (int32_t i = req.num_shared_pages; i < ins.num_present; ++i) {
+    if (req.pages[i] != scratch_[i]) {
+      device_pool_.release(req.pages[i]);
+      req.pages[i] = scratch_[i];
+    }
+  }
+  tree_.lock(ins.last_node);
+  tree_.unlock(req.last_node);
+  req.last_node = ins.last_node;
+  req.num_shared_pages = ins.num_inserted;
+}
+
+void KVCacheManager::release(Request& req) {
+  if (req.last_node == nullptr) return;
+  cache_prefix(req);
+  for (size_t i = req.num_shared_pages; i < req.pages.size(); ++i) {
+    device_pool_.release(req.pages[i]);
+  }
+  tree_.unlock(req.last_node);
+  req.pages.clear();
+  req.num_shared_pages = 0;
+  req.last_node = nullptr;
+  req.num_computed = 0;
+}
+
+std::vector<int32_t> KVCacheManager::evict(int32_t num_pages) {
+  std::vector<int32_t> evicted;
+  tree_.evict(num_pages, *eviction_, evicted);
+  for (int32_t page : evicted) device_pool_.release(page);
+  num_evicted_pages_ += static_cast<int64_t>(evicted.size());
+  return evicted;
+}
+
+void KVCacheManager::check_integrity(const std::vector<const Request*>& holders) const {
+  std::vector<int32_t> device_owners(device_pool_.num_pages(), 0);
+  std::vector<int32_t> host_owners(host_pool_.num_pages(), 0);
+  std::unordered_map<const RadixNode*, int32_t> expected_locks;
+
+  auto count = [](std::vector<int32_t>& owners, int32_t page, const char* pool) {
+    if (page < 0 || page >= static_cast<int32_t>(owners.size())) {
+      throw std::logic_error(std::string("cache: ") + pool + " page " + std::to_string(page) +
+                             " is out of range");
+    }
+    ++owners[page];
+  };
+  tree_.for_each_node([&](const RadixNode& node) {
+    for (int32_t page : node.device_pages) count(device_owners, page, "device");
+    for (int32_t page : node.host_pages) count(host_owners, page, "host");
+  });
+
+  std::vector<int32_t> path_pages;
+  for (const Request* req : holders) {
+    const std::string who = "cache: request " + std::to_string(req->id);
+    if (req->last_node == nullptr) throw std::logic_error(who + " is running without a prefix node");
+    if (req->num_shared_pages > static_cast<int32_t>(req->pages.size())) {
+      throw std::logic_error(who + " shares more pages than it has");
+    }
+    if (pages_for(req->num_computed) > static_cast<int32_t>(req->pages.size())) {
+      throw std::logic_error(who + " computed " + std::to_string(req->num_computed) +
+                             " positions but holds only " + std::to_string(req->pages.size()) +
+                             " pages");
+    }
+    // Shared pages must be exactly the tree's pages along the locked path.
+    path_pages.clear();
+    for (const RadixNode* n = req->last_node; n != tree_.root(); n = n->parent) {
+      ++expected_locks[n];
+      path_pages.insert(path_pages.begin(), n->device_pages.begin(), n->device_pages.end());
+    }
+    if (static_cast<int32_t>(path_pages.size()) != req->num_shared_pages ||
+        !std::equal(path_pages.begin(), path_pages.end(), req->pages.begin())) {
+      throw std::logic_error(who + "'s shared pages differ from its locked tree path");
+    }
+    for (size_t i = req->num_shared_pages; i < req->pages.size(); ++i) {
+      count(device_owners, req->pages[i], "device");
+    }
+  }
+  tree_.check_integrity(expected_locks);
+  device_pool_.check_integrity(device_owners);
+  host_pool_.check_integrity(host_owners);
+}
+
+}  // namespace pythia

@@ -1,0 +1,49 @@
+#include <algorithm>
+#include <stdexcept>
+
+#include "pythia/eviction_policy.h"
+#include "pythia/schedule_policy.h"
+
+namespace pythia {
+namespace {
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+}  // namespace
+
+void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
+                                             const RadixTree& tree) const {
+  if (waiting.size() > fallback_queue_len_) return;
+  std::vector<std::pair<int32_t, Request*>> keyed;
+  keyed.reserve(waiting.size());
+  for (Request* req : waiting) {
+    keyed.emplace_back(tree.peek_prefix_pages(req->tokens.data(), req->tokens.size() - 1), req);
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; i < keyed.size(); ++i) waiting[i] = keyed[i].second;
+}
+
+std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm"}; }
+
+std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
+                                                     size_t lpm_fallback_queue_len) {
+  if (name == "fcfs") return std::make_unique<FcfsPolicy>();
+  if (name == "lpm") return std::make_unique<LongestPrefixMatchPolicy>(lpm_fallback_queue_len);
+  throw std::invalid_argument("unknown schedule policy '" + name + "' (known: " +
+                              joined(schedule_policy_names()) + ")");
+}
+
+std::vector<std::string> eviction_policy_names() { return {"lru"}; }
+
+std::unique_ptr<EvictionPolicy> make_eviction_policy(const std::string& name) {
+  if (name == "lru") return std::make_unique<LruEviction>();
+  throw std::invalid_argument("unknown eviction policy '" + name + "' (known: " +
+                              joined(eviction_policy_names()) + ")");
+}
+
+}  // namespace pythia

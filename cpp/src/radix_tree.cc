@@ -1,0 +1,411 @@
+#include "pythia/radix_tree.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace pythia {
+namespace {
+
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+[[noreturn]] void fail(const std::string& what) { throw std::logic_error("radix tree: " + what); }
+
+std::string node_name(const RadixNode* node) { return "node " + std::to_string(node->id); }
+
+}  // namespace
+
+RadixTree::RadixTree(int32_t page_size) : page_size_(page_size) {
+  if (page_size <= 0) throw std::invalid_argument("RadixTree: page_size must be positive");
+}
+
+RadixTree::~RadixTree() {
+  // Tear down iteratively: a deep chain of nodes would otherwise recurse once
+  // per level through unique_ptr destructors.
+  std::vector<std::unique_ptr<RadixNode>> stack;
+  for (auto& kv : root_.children) stack.push_back(std::move(kv.second));
+  root_.children.clear();
+  while (!stack.empty()) {
+    std::unique_ptr<RadixNode> node = std::move(stack.back());
+    stack.pop_back();
+    for (auto& kv : node->children) stack.push_back(std::move(kv.second));
+    node->children.clear();
+  }
+}
+
+uint64_t RadixTree::page_key(const int32_t* page_tokens) const {
+  if (page_size_ == 1) return static_cast<uint32_t>(page_tokens[0]);
+  uint64_t h = mix64(static_cast<uint64_t>(page_size_));
+  for (int32_t i = 0; i < page_size_; ++i) h = mix64(h ^ static_cast<uint32_t>(page_tokens[i]));
+  return h;
+}
+
+bool RadixTree::same_page(const int32_t* a, const int32_t* b) const {
+  return std::memcmp(a, b, sizeof(int32_t) * page_size_) == 0;
+}
+
+RadixNode* RadixTree::find_child(const RadixNode* node, const int32_t* page_tokens) const {
+  auto it = node->children.find(page_key(page_tokens));
+  if (it == node->children.end()) return nullptr;
+  RadixNode* child = it->second.get();
+  return same_page(child->tokens.data(), page_tokens) ? child : nullptr;
+}
+
+int32_t RadixTree::common_pages(const RadixNode* node, const int32_t* tokens,
+                                int32_t max_pages) const {
+  const int32_t limit = std::min(node->num_pages(), max_pages);
+  int32_t k = 0;
+  while (k < limit && same_page(node->tokens.data() + static_cast<size_t>(k) * page_size_,
+                                tokens + static_cast<size_t>(k) * page_size_)) {
+    ++k;
+  }
+  return k;
+}
+
+bool RadixTree::is_evictable(const RadixNode* node) const {
+  return node != &root_ && node->lock_count == 0 && node->on_device() &&
+         node->num_device_children == 0;
+}
+
+void RadixTree::refresh_evictable(RadixNode* node) {
+  if (is_evictable(node)) {
+    evictable_.insert(node);
+  } else {
+    evictable_.erase(node);
+  }
+}
+
+RadixNode* RadixTree::new_node(RadixNode* parent, const int32_t* tokens, int32_t num_pages) {
+  auto node = std::make_unique<RadixNode>();
+  node->tokens.assign(tokens, tokens + static_cast<size_t>(num_pages) * page_size_);
+  node->parent = parent;
+  node->id = next_id_++;
+  node->last_access = clock_;
+  RadixNode* raw = node.get();
+  parent->children[page_key(tokens)] = std::move(node);
+  ++num_nodes_;
+  return raw;
+}
+
+RadixNode* RadixTree::split(RadixNode* node, int32_t k) {
+  RadixNode* parent = node->parent;
+  const uint64_t key = page_key(node->tokens.data());
+  std::unique_ptr<RadixNode> owned = std::move(parent->children[key]);
+
+  auto mid = std::make_unique<RadixNode>();
+  const size_t cut = static_cast<size_t>(k) * page_size_;
+  mid->tokens.assign(node->tokens.begin(), node->tokens.begin() + cut);
+  node->tokens.erase(node->tokens.begin(), node->tokens.begin() + cut);
+  if (node->on_device()) {
+    mid->device_pages.assign(node->device_pages.begin(), node->device_pages.begin() + k);
+    node->device_pages.erase(node->device_pages.begin(), node->device_pages.begin() + k);
+  }
+  if (node->on_host()) {
+    mid->host_pages.assign(node->host_pages.begin(), node->host_pages.begin() + k);
+    node->host_pages.erase(node->host_pages.begin(), node->host_pages.begin() + k);
+  }
+  mid->parent = parent;
+  mid->lock_count = node->lock_count;
+  mid->last_access = node->last_access;
+  mid->tags = node->tags;
+  mid->id = next_id_++;
+  mid->num_device_children = node->on_device() ? 1 : 0;
+  node->parent = mid.get();
+
+  RadixNode* raw = mid.get();
+  raw->children[page_key(node->tokens.data())] = std::move(owned);
+  parent->children[key] = std::move(mid);
+  ++num_nodes_;
+  refresh_evictable(raw);
+  return raw;
+}
+
+MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n) {
+  MatchResult result;
+  const int32_t total = static_cast<int32_t>(n / page_size_);
+  const uint64_t now = ++clock_;
+  RadixNode* node = &root_;
+  int32_t pos = 0;
+  while (pos < total) {
+    const int32_t* rest = tokens + static_cast<size_t>(pos) * page_size_;
+    RadixNode* child = find_child(node, rest);
+    if (child == nullptr || !child->on_device()) break;
+    const int32_t k = common_pages(child, rest, total - pos);
+    const bool whole = k == child->num_pages();
+    if (!whole) child = split(child, k);
+    child->last_access = now;
+    result.device_pages.insert(result.device_pages.end(), child->device_pages.begin(),
+                               child->device_pages.end());
+    node = child;
+    pos += k;
+    if (!whole) break;
+  }
+  result.last_node = node;
+  // Count what continues in host memory only; no split, the host tier is
+  // only reported here (loading it back is the offload controller's job).
+  const RadixNode* host_node = node;
+  int32_t host_pos = pos;
+  while (host_pos < total) {
+    const int32_t* rest = tokens + static_cast<size_t>(host_pos) * page_size_;
+    const RadixNode* child = find_child(host_node, rest);
+    if (child == nullptr || child->on_device() || !child->on_host()) break;
+    const int32_t k = common_pages(child, rest, total - host_pos);
+    result.host_hit_pages += k;
+    host_pos += k;
+    if (k < child->num_pages()) break;
+    host_node = child;
+  }
+  return result;
+}
+
+int32_t RadixTree::peek_prefix_pages(const int32_t* tokens, size_t n) const {
+  const int32_t total = static_cast<int32_t>(n / page_size_);
+  const RadixNode* node = &root_;
+  int32_t pos = 0;
+  while (pos < total) {
+    const int32_t* rest = tokens + static_cast<size_t>(pos) * page_size_;
+    const RadixNode* child = find_child(node, rest);
+    if (child == nullptr || !child->on_device()) break;
+    const int32_t k = common_pages(child, rest, total - pos);
+    pos += k;
+    if (k < child->num_pages()) break;
+    node = child;
+  }
+  return pos;
+}
+
+InsertResult RadixTree::insert(const int32_t* tokens, int32_t num_pages, const int32_t* pages,
+                               const WorkflowTags& tags, std::vector<int32_t>* tree_pages) {
+  InsertResult result;
+  const uint64_t now = ++clock_;
+  RadixNode* node = &root_;
+  int32_t pos = 0;
+  bool all_present = true;
+  while (pos < num_pages) {
+    const int32_t* rest = tokens + static_cast<size_t>(pos) * page_size_;
+    auto it = node->children.find(page_key(rest));
+    if (it == node->children.end()) {
+      RadixNode* leaf = new_node(node, rest, num_pages - pos);
+      leaf->device_pages.assign(pages + pos, pages + num_pages);
+      leaf->tags = tags;
+      evictable_pages_ += leaf->num_pages();
+      ++node->num_device_children;
+      refresh_evictable(node);
+      refresh_evictable(leaf);
+      if (tree_pages) tree_pages->insert(tree_pages->end(), pages + pos, pages + num_pages);
+      node = leaf;
+      pos = num_pages;
+      break;
+    }
+    RadixNode* child = it->second.get();
+    // A different page under the same key is a hash collision: keep what is
+    // cached and leave the rest of this sequence uncached.
+    if (!same_page(child->tokens.data(), rest)) break;
+    const int32_t k = common_pages(child, rest, num_pages - pos);
+    if (k < child->num_pages()) child = split(child, k);
+    if (child->on_device()) {
+      if (tree_pages) {
+        tree_pages->insert(tree_pages->end(), child->device_pages.begin(),
+                           child->device_pages.end());
+      }
+      if (all_present) result.num_present = pos + k;
+    } else {
+      // Cached only on the host: the caller's fresh device copy fills it in.
+      all_present = false;
+      child->device_pages.assign(pages + pos, pages + pos + k);
+      if (child->lock_count > 0) {
+        protected_pages_ += k;
+      } else {
+        evictable_pages_ += k;
+      }
+      ++node->num_device_children;
+      refresh_evictable(node);
+      refresh_evictable(child);
+      if (tree_pages) tree_pages->insert(tree_pages->end(), pages + pos, pages + pos + k);
+    }
+    child->last_access = now;
+    node = child;
+    pos += k;
+  }
+  result.num_inserted = pos;
+  result.last_node = node;
+  return result;
+}
+
+void RadixTree::lock(RadixNode* node) {
+  for (RadixNode* n = node; n != &root_; n = n->parent) {
+    if (n->lock_count == 0 && n->on_device()) {
+      evictable_pages_ -= n->num_pages();
+      protected_pages_ += n->num_pages();
+    }
+    if (++n->lock_count == 1) evictable_.erase(n);
+  }
+}
+
+void RadixTree::unlock(RadixNode* node) {
+  for (RadixNode* n = node; n != &root_; n = n->parent) {
+    if (n->lock_count <= 0) fail("unlock of unlocked " + node_name(n));
+    if (--n->lock_count == 0) {
+      if (n->on_device()) {
+        protected_pages_ -= n->num_pages();
+        evictable_pages_ += n->num_pages();
+      }
+      refresh_evictable(n);
+    }
+  }
+}
+
+void RadixTree::delete_leaf(RadixNode* node) {
+  if (!node->children.empty()) fail("cannot delete " + node_name(node) + ": it has children");
+  evictable_.erase(node);
+  RadixNode* parent = node->parent;
+  parent->children.erase(page_key(node->tokens.data()));
+  --num_nodes_;
+}
+
+int32_t RadixTree::evict(int32_t num_pages, const EvictionPolicy& policy,
+                         std::vector<int32_t>& out) {
+  using Entry = std::pair<std::pair<double, uint64_t>, RadixNode*>;
+  auto later = [](const Entry& a, const Entry& b) { return a.first > b.first; };
+  std::vector<Entry> heap;
+  heap.reserve(evictable_.size());
+  for (RadixNode* node : evictable_) {
+    heap.push_back({{policy.priority(*node), node->id}, node});
+  }
+  std::make_heap(heap.begin(), heap.end(), later);
+
+  int32_t removed = 0;
+  while (removed < num_pages && !heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    RadixNode* node = heap.back().second;
+    heap.pop_back();
+    out.insert(out.end(), node->device_pages.begin(), node->device_pages.end());
+    removed += node->num_pages();
+    evictable_pages_ -= node->num_pages();
+    node->device_pages.clear();
+    evictable_.erase(node);
+    RadixNode* parent = node->parent;
+    --parent->num_device_children;
+    if (!node->on_host()) delete_leaf(node);
+    if (is_evictable(parent)) {
+      evictable_.insert(parent);
+      heap.push_back({{policy.priority(*parent), parent->id}, parent});
+      std::push_heap(heap.begin(), heap.end(), later);
+    }
+  }
+  return removed;
+}
+
+void RadixTree::clear(std::vector<int32_t>& device_out, std::vector<int32_t>& host_out) {
+  for_each_node([&](const RadixNode& node) {
+    if (node.lock_count != 0) fail("clear while " + node_name(&node) + " is locked");
+  });
+  for_each_node([&](const RadixNode& node) {
+    device_out.insert(device_out.end(), node.device_pages.begin(), node.device_pages.end());
+    host_out.insert(host_out.end(), node.host_pages.begin(), node.host_pages.end());
+  });
+  std::vector<std::unique_ptr<RadixNode>> stack;
+  for (auto& kv : root_.children) stack.push_back(std::move(kv.second));
+  root_.children.clear();
+  while (!stack.empty()) {
+    std::unique_ptr<RadixNode> node = std::move(stack.back());
+    stack.pop_back();
+    for (auto& kv : node->children) stack.push_back(std::move(kv.second));
+    node->children.clear();
+  }
+  root_.num_device_children = 0;
+  evictable_.clear();
+  evictable_pages_ = protected_pages_ = host_pages_ = num_nodes_ = 0;
+}
+
+void RadixTree::for_each_node(const std::function<void(const RadixNode&)>& fn) const {
+  std::vector<const RadixNode*> stack;
+  for (const auto& kv : root_.children) stack.push_back(kv.second.get());
+  while (!stack.empty()) {
+    const RadixNode* node = stack.back();
+    stack.pop_back();
+    fn(*node);
+    for (const auto& kv : node->children) stack.push_back(kv.second.get());
+  }
+}
+
+void RadixTree::check_integrity(
+    const std::unordered_map<const RadixNode*, int32_t>& expected_locks) const {
+  int32_t evictable = 0, protected_ = 0, host = 0, nodes = 0, evictable_nodes = 0;
+  std::vector<const RadixNode*> stack{&root_};
+  while (!stack.empty()) {
+    const RadixNode* node = stack.back();
+    stack.pop_back();
+    int32_t device_children = 0;
+    for (const auto& kv : node->children) {
+      const RadixNode* child = kv.second.get();
+      const std::string name = node_name(child);
+      if (child->parent != node) fail(name + " has a wrong parent pointer");
+      if (child->tokens.empty() || child->tokens.size() % page_size_ != 0) {
+        fail(name + " covers " + std::to_string(child->tokens.size()) +
+             " tokens, not a positive number of whole pages");
+      }
+      if (kv.first != page_key(child->tokens.data())) fail(name + " is filed under a wrong key");
+      const size_t pages = child->tokens.size() / page_size_;
+      if (!child->on_device() && !child->on_host()) fail(name + " has no pages in any tier");
+      if (child->on_device() && child->device_pages.size() != pages) {
+        fail(name + " has " + std::to_string(child->device_pages.size()) + " device pages for " +
+             std::to_string(pages) + " pages of tokens");
+      }
+      if (child->on_host() && child->host_pages.size() != pages) {
+        fail(name + " has a host copy of the wrong length");
+      }
+      if (node != &root_ && child->on_device() && !node->on_device()) {
+        fail(name + " is on the device below a parent that is not");
+      }
+      if (node != &root_ && child->on_host() && !child->on_device() && !node->on_host()) {
+        fail(name + " is only on the host below a parent with no host copy");
+      }
+      auto it = expected_locks.find(child);
+      const int32_t want = it == expected_locks.end() ? 0 : it->second;
+      if (child->lock_count != want) {
+        fail(name + " has lock count " + std::to_string(child->lock_count) + ", expected " +
+             std::to_string(want));
+      }
+      if (child->lock_count > 0 && !child->on_device()) fail(name + " is locked but not on the device");
+      if (child->on_device()) {
+        ++device_children;
+        (child->lock_count > 0 ? protected_ : evictable) += static_cast<int32_t>(pages);
+      }
+      if (child->on_host()) host += static_cast<int32_t>(pages);
+      ++nodes;
+      stack.push_back(child);
+    }
+    if (device_children != node->num_device_children) {
+      fail(node_name(node) + " counts " + std::to_string(node->num_device_children) +
+           " device children, has " + std::to_string(device_children));
+    }
+    const bool in_set = evictable_.count(const_cast<RadixNode*>(node)) > 0;
+    if (in_set != is_evictable(node)) {
+      fail(node_name(node) + (in_set ? " is in the evictable set but is not evictable"
+                                     : " is evictable but missing from the evictable set"));
+    }
+    evictable_nodes += in_set ? 1 : 0;
+  }
+  if (evictable_nodes != static_cast<int32_t>(evictable_.size())) {
+    fail("evictable set holds nodes that are not in the tree");
+  }
+  if (evictable != evictable_pages_ || protected_ != protected_pages_) {
+    fail("page counters say " + std::to_string(evictable_pages_) + " evictable / " +
+         std::to_string(protected_pages_) + " protected, the tree holds " +
+         std::to_string(evictable) + " / " + std::to_string(protected_));
+  }
+  if (host != host_pages_) fail("host page counter is off");
+  if (nodes != num_nodes_) fail("node counter is off");
+}
+
+}  // namespace pythia

@@ -1,0 +1,310 @@
+#include "pythia/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <unordered_set>
+
+namespace pythia {
+namespace {
+
+void check_config(const SchedulerConfig& c) {
+  auto require = [](bool ok, const char* what) {
+    if (!ok) throw std::invalid_argument(std::string("SchedulerConfig: ") + what);
+  };
+  require(c.page_size > 0, "page_size must be positive");
+  require(c.num_device_pages > 0, "num_device_pages must be positive");
+  require(c.num_host_pages >= 0, "num_host_pages must be >= 0");
+  require(c.max_running_requests > 0, "max_running_requests must be positive");
+  require(c.max_batch_tokens > 0, "max_batch_tokens must be positive");
+  require(c.lpm_fallback_queue_len >= 0, "lpm_fallback_queue_len must be >= 0");
+  require(c.min_new_token_ratio >= 0 && c.min_new_token_ratio <= c.init_new_token_ratio,
+          "need 0 <= min_new_token_ratio <= init_new_token_ratio");
+  require(c.new_token_ratio_decay >= 0, "new_token_ratio_decay must be >= 0");
+  require(c.reserve_clip_tokens >= 0, "reserve_clip_tokens must be >= 0");
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const SchedulerConfig& config)
+    : config_((check_config(config), config)),
+      cache_(config.page_size, config.num_device_pages, config.num_host_pages,
+             make_eviction_policy(config.eviction_policy)),
+      policy_(make_schedule_policy(config.schedule_policy,
+                                   static_cast<size_t>(config.lpm_fallback_queue_len))),
+      new_token_ratio_(config.init_new_token_ratio) {}
+
+void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
+                            double arrival_time, const WorkflowTags& tags) {
+  const std::string who = "request " + std::to_string(id);
+  if (requests_.count(id)) throw std::invalid_argument(who + ": id is already in use");
+  if (prompt.empty()) throw std::invalid_argument(who + ": empty prompt");
+  if (max_new_tokens < 0) throw std::invalid_argument(who + ": max_new_tokens is negative");
+  const int64_t positions = static_cast<int64_t>(prompt.size()) + max_new_tokens;
+  if (cache_.pages_for(positions) > config_.num_device_pages) {
+    throw std::invalid_argument(who + ": prompt (" + std::to_string(prompt.size()) +
+                                " tokens) plus max_new_tokens (" + std::to_string(max_new_tokens) +
+                                ") needs " + std::to_string(cache_.pages_for(positions)) +
+                                " KV pages, the pool has " +
+                                std::to_string(config_.num_device_pages));
+  }
+  auto req = std::make_unique<Request>();
+  req->id = id;
+  req->prompt_len = static_cast<int32_t>(prompt.size());
+  req->tokens = std::move(prompt);
+  req->max_new_tokens = max_new_tokens;
+  req->arrival_time = arrival_time;
+  req->arrival_seq = next_arrival_seq_++;
+  req->tags = tags;
+  waiting_.push_back(req.get());
+  requests_.emplace(id, std::move(req));
+}
+
+int32_t Scheduler::reserve_tokens(const Request& req) const {
+  const int32_t remaining = std::min(req.max_new_tokens - req.output_len(),
+                                     config_.reserve_clip_tokens);
+  return static_cast<int32_t>(std::ceil(std::max(remaining, 0) * new_token_ratio_));
+}
+
+int32_t Scheduler::future_pages(const Request& req) const {
+  const int32_t want = cache_.pages_for(static_cast<int64_t>(req.seq_len()) + reserve_tokens(req));
+  return std::max(0, want - static_cast<int32_t>(req.pages.size()));
+}
+
+const StepPlan& Scheduler::schedule() {
+  if (plan_pending_) throw std::logic_error("schedule: the previous plan awaits update()");
+  plan_.clear();
+  plan_reqs_.clear();
+  new_token_ratio_ = std::max(config_.min_new_token_ratio,
+                              new_token_ratio_ - config_.new_token_ratio_decay);
+  int32_t budget = config_.max_batch_tokens;
+  bool preempted = false;
+  schedule_running(budget, preempted);
+  // As vLLM does: a step that had to preempt admits nobody new.
+  if (!preempted) admit_waiting(budget);
+  finish_plan();
+  plan_pending_ = true;
+  return plan_;
+}
+
+void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
+  std::unordered_set<const Request*> done;
+  // Decodes first, so that a long chunked prefill never starves them.
+  for (const bool decode_pass : {true, false}) {
+    const std::vector<Request*> snapshot = running_;
+    for (Request* req : snapshot) {
+      if (req->state != RequestState::kRunning || done.count(req)) continue;
+      const int32_t remaining = req->seq_len() - req->num_computed;
+      if ((remaining == 1) != decode_pass) continue;
+      if (budget <= 0) return;
+      const int32_t n = std::min(remaining, budget);
+      while (!cache_.grow(*req, req->num_computed + n)) {
+        // Preempt the highest-ranked request not yet in this step's batch.
+        Request* victim = nullptr;
+        for (Request* cand : running_) {
+          if (done.count(cand)) continue;
+          if (victim == nullptr || policy_->preempt_rank(*cand) > policy_->preempt_rank(*victim)) {
+            victim = cand;
+          }
+        }
+        preempt(*victim);
+        preempted = true;
+        if (victim == req) break;
+      }
+      if (req->state != RequestState::kRunning) continue;
+      done.insert(req);
+      add_to_plan(*req, n, 0);
+      budget -= n;
+    }
+  }
+}
+
+void Scheduler::admit_waiting(int32_t& budget) {
+  if (waiting_.empty()) return;
+  std::vector<Request*> order = waiting_;
+  policy_->order_waiting(order, cache_.tree());
+  int32_t reserved = 0;
+  for (const Request* req : running_) reserved += future_pages(*req);
+
+  std::unordered_set<const Request*> admitted;
+  for (Request* req : order) {
+    if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
+    cache_.attach_prefix(*req);
+    // With nothing running, admit whatever fits without the output reserve:
+    // waiting for memory that can only come from running requests would stall.
+    const int32_t need = running_.empty()
+                             ? cache_.pages_for(req->seq_len()) - static_cast<int32_t>(req->pages.size())
+                             : future_pages(*req);
+    const int32_t n = std::min(req->seq_len() - req->num_computed, budget);
+    if (need + reserved > cache_.available_pages() || !cache_.grow(*req, req->num_computed + n)) {
+      cache_.release(*req);
+      break;  // Head-of-line: later requests wait too, as in FCFS engines.
+    }
+    reserved += future_pages(*req);
+    req->state = RequestState::kRunning;
+    running_.push_back(req);
+    admitted.insert(req);
+    prompt_tokens_ += req->prompt_len;
+    cached_prompt_tokens_ += std::min(req->num_cached, req->prompt_len);
+    add_to_plan(*req, n, req->num_cached);
+    budget -= n;
+  }
+  if (!admitted.empty()) {
+    waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(),
+                                  [&](Request* r) { return admitted.count(r) > 0; }),
+                   waiting_.end());
+  }
+}
+
+void Scheduler::add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens) {
+  plan_reqs_.push_back(&req);
+  plan_.req_ids.push_back(req.id);
+  plan_.start_pos.push_back(req.num_computed);
+  plan_.num_tokens.push_back(num_tokens);
+  plan_.cached_tokens.push_back(cached_tokens);
+  plan_.samples.push_back(req.num_computed + num_tokens == req.seq_len() ? 1 : 0);
+}
+
+void Scheduler::finish_plan() {
+  // Page tables and inputs are copied only now: a request's table can still
+  // change while later entries are scheduled (eviction never touches locked
+  // pages, but a preemption in the same step can drop an entry).
+  for (size_t i = 0; i < plan_reqs_.size(); ++i) {
+    const Request& req = *plan_reqs_[i];
+    plan_.page_table.insert(plan_.page_table.end(), req.pages.begin(), req.pages.end());
+    plan_.page_table_offsets.push_back(static_cast<int32_t>(plan_.page_table.size()));
+    const auto first = req.tokens.begin() + plan_.start_pos[i];
+    plan_.input_ids.insert(plan_.input_ids.end(), first, first + plan_.num_tokens[i]);
+  }
+}
+
+void Scheduler::preempt(Request& victim) {
+  plan_.preempted_ids.push_back(victim.id);
+  plan_.preempted_pages.push_back(static_cast<int32_t>(victim.pages.size()));
+  cache_.release(victim);
+  victim.state = RequestState::kWaiting;
+  ++victim.num_preemptions;
+  ++num_preemptions_;
+  remove_running(&victim);
+  waiting_.insert(waiting_.begin(), &victim);
+  new_token_ratio_ = config_.init_new_token_ratio;
+}
+
+void Scheduler::remove_running(Request* req) {
+  running_.erase(std::find(running_.begin(), running_.end(), req));
+}
+
+std::vector<int64_t> Scheduler::update(const int64_t* req_ids, const int32_t* tokens,
+                                       const uint8_t* finished, size_t n) {
+  if (!plan_pending_) throw std::logic_error("update: no plan is pending");
+  if (n != plan_.size()) {
+    throw std::invalid_argument("update: got " + std::to_string(n) + " entries for a plan of " +
+                                std::to_string(plan_.size()));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (req_ids[i] != plan_.req_ids[i]) {
+      throw std::invalid_argument("update: entry " + std::to_string(i) + " is request " +
+                                  std::to_string(req_ids[i]) + ", the plan has " +
+                                  std::to_string(plan_.req_ids[i]));
+    }
+  }
+  std::vector<int64_t> done;
+  for (size_t i = 0; i < n; ++i) {
+    Request& req = *plan_reqs_[i];
+    req.num_computed += plan_.num_tokens[i];
+    const bool sampled = plan_.samples[i] != 0;
+    if (sampled && req.output_len() < req.max_new_tokens) req.tokens.push_back(tokens[i]);
+    if (finished[i] || (sampled && req.output_len() >= req.max_new_tokens)) {
+      cache_.release(req);
+      remove_running(&req);
+      done.push_back(req.id);
+      requests_.erase(req.id);
+    } else if (!sampled || plan_.num_tokens[i] > 1) {
+      cache_.cache_prefix(req);
+    }
+  }
+  plan_pending_ = false;
+  for (int64_t id : deferred_aborts_) {
+    if (requests_.count(id)) drop(id);
+  }
+  deferred_aborts_.clear();
+  return done;
+}
+
+bool Scheduler::abort(int64_t id) {
+  if (!requests_.count(id)) return false;
+  if (plan_pending_ && std::find(plan_.req_ids.begin(), plan_.req_ids.end(), id) != plan_.req_ids.end()) {
+    deferred_aborts_.push_back(id);
+  } else {
+    drop(id);
+  }
+  return true;
+}
+
+void Scheduler::drop(int64_t id) {
+  Request* req = requests_.at(id).get();
+  if (req->state == RequestState::kRunning) {
+    cache_.release(*req);
+    remove_running(req);
+  } else {
+    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), req));
+  }
+  requests_.erase(id);
+}
+
+int32_t Scheduler::flush_cache() {
+  return static_cast<int32_t>(cache_.evict(cache_.tree().evictable_pages()).size());
+}
+
+const std::vector<int32_t>& Scheduler::tokens(int64_t id) const {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) throw std::out_of_range("unknown request " + std::to_string(id));
+  return it->second->tokens;
+}
+
+SchedulerStats Scheduler::stats() const {
+  SchedulerStats s;
+  s.num_waiting = static_cast<int32_t>(waiting_.size());
+  s.num_running = static_cast<int32_t>(running_.size());
+  s.free_pages = cache_.device_pool().num_free();
+  s.evictable_pages = cache_.tree().evictable_pages();
+  s.protected_pages = cache_.tree().protected_pages();
+  s.cached_host_pages = cache_.tree().cached_host_pages();
+  s.num_preemptions = num_preemptions_;
+  s.num_evicted_pages = cache_.num_evicted_pages();
+  s.prompt_tokens = prompt_tokens_;
+  s.cached_prompt_tokens = cached_prompt_tokens_;
+  s.new_token_ratio = new_token_ratio_;
+  return s;
+}
+
+void Scheduler::check_integrity() const {
+  std::unordered_set<const Request*> seen;
+  for (const Request* req : waiting_) {
+    const std::string who = "scheduler: waiting request " + std::to_string(req->id);
+    if (req->state != RequestState::kWaiting) throw std::logic_error(who + " is not marked waiting");
+    if (!req->pages.empty() || req->last_node != nullptr) throw std::logic_error(who + " holds pages");
+    if (!seen.insert(req).second) throw std::logic_error(who + " is queued twice");
+  }
+  std::vector<const Request*> holders;
+  for (const Request* req : running_) {
+    const std::string who = "scheduler: running request " + std::to_string(req->id);
+    if (req->state != RequestState::kRunning) throw std::logic_error(who + " is not marked running");
+    if (!seen.insert(req).second) throw std::logic_error(who + " is queued twice");
+    if (req->num_computed >= req->seq_len() + 1) throw std::logic_error(who + " computed past its tokens");
+    holders.push_back(req);
+  }
+  if (seen.size() != requests_.size()) {
+    throw std::logic_error("scheduler: " + std::to_string(requests_.size()) + " requests but " +
+                           std::to_string(seen.size()) + " queued");
+  }
+  for (const auto& kv : requests_) {
+    if (!seen.count(kv.second.get())) {
+      throw std::logic_error("scheduler: request " + std::to_string(kv.first) + " is in no queue");
+    }
+  }
+  cache_.check_integrity(holders);
+}
+
+}  // namespace pythia

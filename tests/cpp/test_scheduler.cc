@@ -1,0 +1,296 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "fake_model.h"
+#include "pythia/scheduler.h"
+
+namespace pythia {
+namespace {
+
+using testing::FakeModel;
+using testing::iota_tokens;
+
+std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+SchedulerConfig make_config(int32_t page_size, int32_t pages, int32_t batch_tokens,
+                            int32_t max_running = 16, const char* policy = "fcfs") {
+  SchedulerConfig c;
+  c.page_size = page_size;
+  c.num_device_pages = pages;
+  c.max_batch_tokens = batch_tokens;
+  c.max_running_requests = max_running;
+  c.schedule_policy = policy;
+  return c;
+}
+
+/// Reserve exactly `ratio` of each request's remaining output, constant over steps.
+SchedulerConfig with_reserve_ratio(SchedulerConfig c, double ratio) {
+  c.init_new_token_ratio = c.min_new_token_ratio = ratio;
+  c.new_token_ratio_decay = 0;
+  return c;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void init(const SchedulerConfig& c) {
+    sched = std::make_unique<Scheduler>(c);
+    model = std::make_unique<FakeModel>(c.page_size, c.num_device_pages);
+  }
+  std::vector<int64_t> step(bool stop_at_eos = false) {
+    auto done = model->step(*sched, stop_at_eos);
+    sched->check_integrity();
+    return done;
+  }
+  void run_to_completion(bool stop_at_eos = false, int max_steps = 10000) {
+    for (int i = 0; i < max_steps && (sched->stats().num_running + sched->stats().num_waiting) > 0; ++i) {
+      step(stop_at_eos);
+    }
+    ASSERT_EQ(sched->stats().num_running + sched->stats().num_waiting, 0) << "requests never finished";
+  }
+  void TearDown() override {
+    if (sched) sched->check_integrity();
+  }
+  std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<FakeModel> model;
+};
+
+TEST_F(SchedulerTest, ChunkedPrefillSpansStepsThenDecodes) {
+  init(make_config(4, 64, 8));
+  const auto prompt = iota_tokens(0, 30);
+  sched->add_request(1, prompt, 3, 0.0, {});
+  std::vector<int32_t> starts, counts, samples;
+  for (int i = 0; i < 6; ++i) {
+    auto done = step();
+    const StepPlan& p = model->last_plan();
+    ASSERT_EQ(p.size(), 1u);
+    starts.push_back(p.start_pos[0]);
+    counts.push_back(p.num_tokens[0]);
+    samples.push_back(p.samples[0]);
+    EXPECT_EQ(done.size(), i == 5 ? 1u : 0u);
+  }
+  EXPECT_EQ(starts, (std::vector<int32_t>{0, 8, 16, 24, 30, 31}));
+  EXPECT_EQ(counts, (std::vector<int32_t>{8, 8, 8, 6, 1, 1}));
+  EXPECT_EQ(samples, (std::vector<int32_t>{0, 0, 0, 1, 1, 1}));
+  EXPECT_EQ(model->output_of(1, prompt.size()), FakeModel::reference_output(prompt, 3, false));
+}
+
+TEST_F(SchedulerTest, DecodesComeFirstAndPrefillTakesTheRestOfTheBudget) {
+  init(make_config(4, 64, 8));
+  sched->add_request(1, iota_tokens(0, 4), 10, 0.0, {});
+  step();
+  sched->add_request(2, iota_tokens(100, 20), 10, 0.0, {});
+  step();
+  const StepPlan& p = model->last_plan();
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p.req_ids, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(p.num_tokens, (std::vector<int32_t>{1, 7}));
+}
+
+TEST_F(SchedulerTest, LaterRequestsReuseTheCachedPrefix) {
+  init(make_config(4, 64, 64));
+  const auto system = iota_tokens(0, 12);
+  sched->add_request(1, system, 2, 0.0, {});
+  run_to_completion();
+  // Same 12 tokens then more: all three pages come from the cache.
+  sched->add_request(2, concat(system, iota_tokens(500, 4)), 2, 0.0, {});
+  step();
+  EXPECT_EQ(model->last_plan().cached_tokens[0], 12);
+  EXPECT_EQ(model->last_plan().start_pos[0], 12);
+  run_to_completion();
+  // Exactly the cached prompt: the last token must be recomputed for its logits,
+  // so only the pages before it are reused.
+  sched->add_request(3, system, 2, 0.0, {});
+  step();
+  EXPECT_EQ(model->last_plan().cached_tokens[0], 8);
+  run_to_completion();
+  EXPECT_EQ(model->output_of(3, 12), FakeModel::reference_output(system, 2, false));
+  EXPECT_EQ(sched->stats().cached_prompt_tokens, 20);
+  EXPECT_EQ(sched->stats().prompt_tokens, 12 + 16 + 12);
+}
+
+TEST_F(SchedulerTest, RunningRequestsShareTheirPrefillWithNewcomers) {
+  init(make_config(4, 64, 64));
+  const auto prompt = iota_tokens(0, 16);
+  sched->add_request(1, prompt, 20, 0.0, {});
+  step();  // request 1's prompt is prefilled and published in the tree
+  sched->add_request(2, prompt, 20, 0.0, {});
+  step();
+  const StepPlan& p = model->last_plan();
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p.cached_tokens[1], 12);
+  // Both page tables start with the same three pages.
+  EXPECT_TRUE(std::equal(p.page_table.begin(), p.page_table.begin() + 3,
+                         p.page_table.begin() + p.page_table_offsets[1]));
+  run_to_completion();
+  EXPECT_EQ(model->output_of(2, 16), FakeModel::reference_output(prompt, 20, false));
+}
+
+TEST_F(SchedulerTest, AdmissionWaitsUntilPromptAndOutputReserveFit) {
+  init(with_reserve_ratio(make_config(4, 10, 64), 1.0));
+  sched->add_request(1, iota_tokens(0, 16), 8, 0.0, {});    // 6 pages with its output
+  sched->add_request(2, iota_tokens(100, 16), 8, 0.0, {});  // 6 more: does not fit
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{1}));
+  EXPECT_EQ(sched->stats().num_waiting, 1);
+  int steps_until_admitted = 1;
+  while (std::find(model->last_plan().req_ids.begin(), model->last_plan().req_ids.end(), 2) ==
+         model->last_plan().req_ids.end()) {
+    step();
+    ++steps_until_admitted;
+    ASSERT_LT(steps_until_admitted, 50);
+  }
+  // Request 1 prefilled, then decoded 8 tokens; 2 comes in once 1 is done.
+  EXPECT_EQ(steps_until_admitted, 9);
+  EXPECT_EQ(sched->stats().num_preemptions, 0);
+  run_to_completion();
+}
+
+TEST_F(SchedulerTest, PreemptedRequestIsRecomputedAndProducesTheSameTokens) {
+  // No output reserve: all three are admitted, decoding then runs out of pages.
+  init(with_reserve_ratio(make_config(2, 12, 64), 0.0));
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 3; ++i) {
+    prompts.push_back(iota_tokens(100 * i, 6));
+    sched->add_request(i + 1, prompts.back(), 10, 0.0, {});
+  }
+  std::vector<int64_t> preempted;
+  for (int i = 0; i < 200 && sched->stats().num_running + sched->stats().num_waiting > 0; ++i) {
+    step();
+    const auto& ids = model->last_plan().preempted_ids;
+    preempted.insert(preempted.end(), ids.begin(), ids.end());
+  }
+  ASSERT_FALSE(preempted.empty());
+  EXPECT_EQ(preempted.front(), 3) << "the latest arrival is preempted first";
+  EXPECT_GT(sched->stats().num_preemptions, 0);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(model->output_of(i + 1, 6), FakeModel::reference_output(prompts[i], 10, false))
+        << "request " << i + 1;
+  }
+}
+
+TEST_F(SchedulerTest, LongestPrefixMatchAdmitsTheBestCachedRequestFirst) {
+  for (const bool fallback : {false, true}) {
+    SchedulerConfig c = make_config(4, 64, 64, 1, "lpm");
+    c.lpm_fallback_queue_len = fallback ? 1 : 128;
+    init(c);
+    const auto system = iota_tokens(0, 16);
+    sched->add_request(1, system, 1, 0.0, {});
+    run_to_completion();
+    sched->add_request(2, iota_tokens(300, 12), 1, 0.0, {});
+    sched->add_request(3, concat(system, iota_tokens(400, 4)), 1, 0.0, {});
+    step();
+    EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{fallback ? 2 : 3}))
+        << (fallback ? "beyond the fallback length lpm is fcfs" : "lpm");
+    run_to_completion();
+  }
+}
+
+TEST_F(SchedulerTest, AbortFreesPagesOfRunningAndWaitingRequests) {
+  init(make_config(4, 64, 64, 1));
+  sched->add_request(1, iota_tokens(0, 10), 50, 0.0, {});
+  sched->add_request(2, iota_tokens(100, 10), 50, 0.0, {});
+  step();
+  EXPECT_TRUE(sched->abort(2));  // waiting
+  EXPECT_TRUE(sched->abort(1));  // running
+  EXPECT_FALSE(sched->abort(1));
+  sched->check_integrity();
+  EXPECT_EQ(sched->stats().free_pages + sched->stats().evictable_pages, 64);
+  EXPECT_EQ(sched->stats().num_running + sched->stats().num_waiting, 0);
+}
+
+TEST_F(SchedulerTest, AbortDuringAStepTakesEffectAtUpdate) {
+  init(make_config(4, 64, 64));
+  sched->add_request(1, iota_tokens(0, 10), 50, 0.0, {});
+  const StepPlan& plan = sched->schedule();
+  EXPECT_TRUE(sched->abort(1));
+  EXPECT_TRUE(sched->has_request(1));
+  std::vector<int32_t> tokens{3};
+  std::vector<uint8_t> finished{0};
+  sched->update(plan.req_ids.data(), tokens.data(), finished.data(), 1);
+  EXPECT_FALSE(sched->has_request(1));
+}
+
+TEST_F(SchedulerTest, PrefillOnlyRequestFinishesWithoutOutput) {
+  init(make_config(4, 64, 64));
+  sched->add_request(1, iota_tokens(0, 10), 0, 0.0, {});
+  auto done = step();
+  EXPECT_EQ(done, (std::vector<int64_t>{1}));
+  EXPECT_TRUE(model->last_plan().samples[0]);
+}
+
+TEST_F(SchedulerTest, EosFromTheCallerFinishesEarly) {
+  init(make_config(4, 64, 64));
+  // Find a prompt whose reference output hits EOS before max_new_tokens.
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> ref;
+  for (int32_t start = 0;; ++start) {
+    prompt = iota_tokens(start, 5);
+    ref = FakeModel::reference_output(prompt, 40, true);
+    if (ref.size() < 40) break;
+  }
+  sched->add_request(1, prompt, 40, 0.0, {});
+  run_to_completion(/*stop_at_eos=*/true);
+  EXPECT_EQ(model->output_of(1, 5), ref);
+  EXPECT_EQ(ref.back(), FakeModel::kEos);
+}
+
+TEST_F(SchedulerTest, FlushEvictsEverythingUnlocked) {
+  init(make_config(4, 64, 64));
+  sched->add_request(1, iota_tokens(0, 16), 2, 0.0, {});
+  run_to_completion();
+  EXPECT_EQ(sched->stats().evictable_pages, 4);
+  EXPECT_EQ(sched->flush_cache(), 4);
+  EXPECT_EQ(sched->stats().free_pages, 64);
+}
+
+TEST_F(SchedulerTest, RejectsBadRequestsWithoutTouchingOthers) {
+  init(make_config(4, 8, 64));
+  sched->add_request(1, iota_tokens(0, 5), 3, 0.0, {});
+  EXPECT_THROW(sched->add_request(1, iota_tokens(0, 5), 3, 0.0, {}), std::invalid_argument);
+  EXPECT_THROW(sched->add_request(2, {}, 3, 0.0, {}), std::invalid_argument);
+  EXPECT_THROW(sched->add_request(3, iota_tokens(0, 5), -1, 0.0, {}), std::invalid_argument);
+  EXPECT_THROW(sched->add_request(4, iota_tokens(0, 30), 3, 0.0, {}), std::invalid_argument);
+  EXPECT_EQ(sched->stats().num_waiting, 1);
+  run_to_completion();
+}
+
+TEST_F(SchedulerTest, ProtocolMisuseIsReported) {
+  init(make_config(4, 64, 64));
+  sched->add_request(1, iota_tokens(0, 5), 3, 0.0, {});
+  const StepPlan& plan = sched->schedule();
+  EXPECT_THROW(sched->schedule(), std::logic_error);
+  std::vector<int64_t> wrong{9};
+  std::vector<int32_t> tokens{0};
+  std::vector<uint8_t> finished{0};
+  EXPECT_THROW(sched->update(wrong.data(), tokens.data(), finished.data(), 1), std::invalid_argument);
+  EXPECT_THROW(sched->update(plan.req_ids.data(), tokens.data(), finished.data(), 0), std::invalid_argument);
+  sched->update(plan.req_ids.data(), tokens.data(), finished.data(), 1);
+  EXPECT_THROW(sched->update(plan.req_ids.data(), tokens.data(), finished.data(), 1), std::logic_error);
+  EXPECT_EQ(sched->tokens(1).size(), 6u) << "the valid update still went through";
+  EXPECT_TRUE(sched->abort(1));
+}
+
+TEST(SchedulerConfigTest, UnknownPolicyNamesAreRejectedWithTheKnownOnes) {
+  SchedulerConfig c;
+  c.schedule_policy = "nope";
+  try {
+    Scheduler s(c);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("fcfs, lpm"), std::string::npos) << e.what();
+  }
+  c.schedule_policy = "fcfs";
+  c.eviction_policy = "mru";
+  EXPECT_THROW(Scheduler{c}, std::invalid_argument);
+  c.eviction_policy = "lru";
+  c.page_size = 0;
+  EXPECT_THROW(Scheduler{c}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace pythia

@@ -1,0 +1,23 @@
+# CUDA is optional: with nvcc present (PYTHIA_WITH_CUDA=AUTO or ON) the CUDA
+# language is enabled for the kernels in cuda/, targeting sm_90. The toolkit
+# is the system's own; nothing is vendored. Sets PYTHIA_CUDA_ENABLED.
+set(PYTHIA_CUDA_ENABLED OFF)
+if(NOT PYTHIA_WITH_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(PYTHIA_CUDA_ENABLED ON)
+  elseif(PYTHIA_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "PYTHIA_WITH_CUDA=ON but no CUDA compiler (nvcc) was found")
+  else()
+    message(STATUS "nvcc not found: building without CUDA kernels")
+  endif()
+endif()
+if(PYTHIA_CUDA_ENABLED)
+  if(NOT CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES 90)
+  endif()
+  enable_language(CUDA)
+  set(CMAKE_CUDA_STANDARD 17)
+  message(STATUS "CUDA kernels: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, sm_${CMAKE_CUDA_ARCHITECTURES}")
+endif()
