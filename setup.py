@@ -7,6 +7,7 @@ default AUTO: also builds the GoogleTest suite there for `ctest`), PYTHIA_WITH_C
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,18 +25,22 @@ class CMakeExtension(Extension):
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
-        out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        target = Path(self.get_ext_fullpath(ext.name)).resolve()
         build_dir = Path(os.environ.get("PYTHIA_BUILD_DIR", ROOT / "build" / "cmake"))
         build_dir.mkdir(parents=True, exist_ok=True)
         configure = [
             "cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja",
             f"-DPython_EXECUTABLE={sys.executable}",
-            f"-DPYTHIA_MODULE_OUTPUT_DIR={out_dir}",
             f"-DPYTHIA_BUILD_TESTS={os.environ.get('PYTHIA_BUILD_TESTS', 'AUTO')}",
             f"-DPYTHIA_WITH_CUDA={os.environ.get('PYTHIA_WITH_CUDA', 'AUTO')}",
         ]
         subprocess.run(configure, check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "-j", str(os.cpu_count() or 2)], check=True)
+        # The module is built inside build_dir (so `cmake --build` alone works for C++ work);
+        # setuptools wants it at `target`, a temporary directory for editable installs.
+        built = build_dir / Path(target).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(built, target)
 
 
 setup(ext_modules=[CMakeExtension("pythia._core")], cmdclass={"build_ext": CMakeBuild})

@@ -57,6 +57,9 @@ PYBIND11_MODULE(_core, m) {
       .def("insert", &PrefixTree::insert, py::arg("tokens"), py::arg("pages"),
            "Cache len(pages) whole pages; returns how many leading pages were already cached.")
       .def("evict", &PrefixTree::evict, py::arg("num_pages"), "Evict at least num_pages (LRU); returns their ids.")
+      .def("match_insert_many", &PrefixTree::match_insert_many, py::arg("tokens"), py::arg("offsets"),
+           py::arg("pages"), py::arg("capacity_pages") = -1,
+           "Match then insert each sequence (evicting down to capacity_pages if >= 0) in one call; returns matched pages per sequence.")
       .def_property_readonly("evictable_pages", &PrefixTree::evictable_pages, "Unlocked cached pages.")
       .def_property_readonly("num_nodes", &PrefixTree::num_nodes, "Nodes in the tree.")
       .def("check_integrity", &PrefixTree::check_integrity, "Raise RuntimeError on a violated invariant.");

@@ -1,5 +1,6 @@
 #include "python_methods.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,14 @@ py::array_t<T> to_numpy(const std::vector<T>& values) {
   py::array_t<T> out(static_cast<py::ssize_t>(values.size()));
   if (!values.empty()) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(T));
   return out;
+}
+
+/// Hands a vector's buffer to numpy without copying it.
+template <typename T>
+py::array_t<T> to_numpy(std::vector<T>&& values) {
+  auto* owned = new std::vector<T>(std::move(values));
+  py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>(static_cast<py::ssize_t>(owned->size()), owned->data(), free_when_done);
 }
 
 void require_1d(const py::array& a, const char* name) {
@@ -68,7 +77,7 @@ Int64Array scheduler_update(Scheduler& self, const Int64Array& req_ids, const In
     done = self.update(req_ids.data(), tokens.data(), finished.data(),
                        static_cast<size_t>(req_ids.size()));
   }
-  return to_numpy(done);
+  return to_numpy(std::move(done));
 }
 
 Int32Array scheduler_tokens(const Scheduler& self, int64_t id) { return to_numpy(self.tokens(id)); }
@@ -97,7 +106,7 @@ Int32Array PrefixTree::match_prefix(const Int32Array& tokens) {
     py::gil_scoped_release release;
     match = tree_.match_prefix(tokens.data(), static_cast<size_t>(tokens.size()));
   }
-  return to_numpy(match.device_pages);
+  return to_numpy(std::move(match.device_pages));
 }
 
 int32_t PrefixTree::peek_prefix_pages(const Int32Array& tokens) const {
@@ -121,8 +130,48 @@ int32_t PrefixTree::insert(const Int32Array& tokens, const Int32Array& pages) {
 
 Int32Array PrefixTree::evict(int32_t num_pages) {
   std::vector<int32_t> out;
-  tree_.evict(num_pages, lru_, out);
-  return to_numpy(out);
+  tree_.evict(num_pages, out);
+  return to_numpy(std::move(out));
+}
+
+Int32Array PrefixTree::match_insert_many(const Int32Array& tokens, const Int64Array& offsets,
+                                         const Int32Array& pages, int32_t capacity_pages) {
+  require_1d(tokens, "tokens");
+  require_1d(offsets, "offsets");
+  require_1d(pages, "pages");
+  const int64_t* off = offsets.data();
+  const py::ssize_t n = offsets.size() - 1;
+  const int64_t ps = tree_.page_size();
+  int64_t total_pages = 0;
+  for (py::ssize_t i = 0; i < n; ++i) {
+    if (off[i] < 0 || off[i] > off[i + 1] || off[i + 1] > tokens.size()) {
+      throw std::invalid_argument("match_insert_many: offsets must rise within the tokens");
+    }
+    total_pages += (off[i + 1] - off[i]) / ps;
+  }
+  if (n < 0 || total_pages != pages.size()) {
+    throw std::invalid_argument("match_insert_many: need one page per whole page of every sequence (" +
+                                std::to_string(total_pages) + "), got " + std::to_string(pages.size()));
+  }
+  std::vector<int32_t> matched(static_cast<size_t>(std::max<py::ssize_t>(n, 0)));
+  {
+    py::gil_scoped_release release;
+    std::vector<int32_t> evicted;
+    const int32_t* page = pages.data();
+    for (py::ssize_t i = 0; i < n; ++i) {
+      const int32_t* seq = tokens.data() + off[i];
+      const int64_t len = off[i + 1] - off[i];
+      matched[i] = static_cast<int32_t>(tree_.match_prefix(seq, static_cast<size_t>(len)).device_pages.size());
+      const int32_t num_pages = static_cast<int32_t>(len / ps);
+      tree_.insert(seq, num_pages, page, WorkflowTags{});
+      page += num_pages;
+      if (capacity_pages >= 0 && tree_.evictable_pages() > capacity_pages) {
+        evicted.clear();
+        tree_.evict(tree_.evictable_pages() - capacity_pages, evicted);
+      }
+    }
+  }
+  return to_numpy(std::move(matched));
 }
 
 }  // namespace pythia::python

@@ -28,18 +28,24 @@ py::dict scheduler_stats(const Scheduler& self);
 /// A radix tree over page ids the caller manages (tests and benchmarks).
 class PrefixTree {
  public:
-  explicit PrefixTree(int32_t page_size) : tree_(page_size) {}
+  explicit PrefixTree(int32_t page_size) : tree_(page_size, lru_) {}
   Int32Array match_prefix(const Int32Array& tokens);
   int32_t peek_prefix_pages(const Int32Array& tokens) const;
   int32_t insert(const Int32Array& tokens, const Int32Array& pages);
   Int32Array evict(int32_t num_pages);
+  /// For each sequence i (tokens[offsets[i]:offsets[i+1]], its pages from
+  /// `pages` in order): match, insert, then evict down to `capacity_pages`
+  /// when non-negative. One call for many requests, as the scheduler drives
+  /// the tree from C++; returns each sequence's matched pages.
+  Int32Array match_insert_many(const Int32Array& tokens, const Int64Array& offsets,
+                               const Int32Array& pages, int32_t capacity_pages);
   int32_t evictable_pages() const { return tree_.evictable_pages(); }
   int32_t num_nodes() const { return tree_.num_nodes(); }
   void check_integrity() const { tree_.check_integrity({}); }
 
  private:
+  LruEviction lru_;  // before tree_, which keeps a reference
   RadixTree tree_;
-  LruEviction lru_;
 };
 
 }  // namespace pythia::python

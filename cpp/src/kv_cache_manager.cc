@@ -12,10 +12,9 @@ KVCacheManager::KVCacheManager(int32_t page_size, int32_t num_device_pages,
     : page_size_(page_size),
       device_pool_(Tier::kDevice, num_device_pages),
       host_pool_(Tier::kHost, num_host_pages),
-      tree_(page_size),
-      eviction_(std::move(eviction)) {
-  if (!eviction_) throw std::invalid_argument("KVCacheManager: no eviction policy");
-}
+      eviction_(eviction ? std::move(eviction)
+                         : throw std::invalid_argument("KVCacheManager: no eviction policy")),
+      tree_(page_size, *eviction_) {}
 
 void KVCacheManager::attach_prefix(Request& req) {
   if (req.last_node != nullptr || !req.pages.empty()) {
@@ -73,7 +72,7 @@ void KVCacheManager::release(Request& req) {
 
 std::vector<int32_t> KVCacheManager::evict(int32_t num_pages) {
   std::vector<int32_t> evicted;
-  tree_.evict(num_pages, *eviction_, evicted);
+  tree_.evict(num_pages, evicted);
   for (int32_t page : evicted) device_pool_.release(page);
   num_evicted_pages_ += static_cast<int64_t>(evicted.size());
   return evicted;

@@ -24,7 +24,8 @@ std::string node_name(const RadixNode* node) { return "node " + std::to_string(n
 
 }  // namespace
 
-RadixTree::RadixTree(int32_t page_size) : page_size_(page_size) {
+RadixTree::RadixTree(int32_t page_size, const EvictionPolicy& policy)
+    : page_size_(page_size), policy_(policy), ordered_eviction_(policy.static_priority()) {
   if (page_size <= 0) throw std::invalid_argument("RadixTree: page_size must be positive");
 }
 
@@ -62,13 +63,17 @@ RadixNode* RadixTree::find_child(const RadixNode* node, const int32_t* page_toke
 
 int32_t RadixTree::common_pages(const RadixNode* node, const int32_t* tokens,
                                 int32_t max_pages) const {
-  const int32_t limit = std::min(node->num_pages(), max_pages);
-  int32_t k = 0;
-  while (k < limit && same_page(node->tokens.data() + static_cast<size_t>(k) * page_size_,
-                                tokens + static_cast<size_t>(k) * page_size_)) {
-    ++k;
+  // memcmp over large blocks first (libc's is vectorized; an early-exit loop
+  // is not), then token by token inside the first differing block.
+  constexpr size_t kBlock = 256;
+  const size_t limit = static_cast<size_t>(std::min(node->num_pages(), max_pages)) * page_size_;
+  const int32_t* a = node->tokens.data();
+  size_t same = 0;
+  while (same + kBlock <= limit && std::memcmp(a + same, tokens + same, kBlock * sizeof(int32_t)) == 0) {
+    same += kBlock;
   }
-  return k;
+  while (same < limit && a[same] == tokens[same]) ++same;
+  return static_cast<int32_t>(same / page_size_);
 }
 
 bool RadixTree::is_evictable(const RadixNode* node) const {
@@ -78,10 +83,26 @@ bool RadixTree::is_evictable(const RadixNode* node) const {
 
 void RadixTree::refresh_evictable(RadixNode* node) {
   if (is_evictable(node)) {
-    evictable_.insert(node);
-  } else {
-    evictable_.erase(node);
+    if (evictable_.insert(node).second && ordered_eviction_) {
+      node->rank = policy_.priority(*node);
+      ranked_.insert(rank_key(node));
+    }
+  } else if (evictable_.erase(node) && ordered_eviction_) {
+    ranked_.erase(rank_key(node));
   }
+}
+
+void RadixTree::touch(RadixNode* node, uint64_t now) {
+  if (node->last_access == now) return;
+  node->last_access = now;
+  reprioritize(node);
+}
+
+void RadixTree::reprioritize(RadixNode* node) {
+  if (!ordered_eviction_ || !evictable_.count(node)) return;
+  ranked_.erase(rank_key(node));
+  node->rank = policy_.priority(*node);
+  ranked_.insert(rank_key(node));
 }
 
 RadixNode* RadixTree::new_node(RadixNode* parent, const int32_t* tokens, int32_t num_pages) {
@@ -142,7 +163,7 @@ MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n) {
     const int32_t k = common_pages(child, rest, total - pos);
     const bool whole = k == child->num_pages();
     if (!whole) child = split(child, k);
-    child->last_access = now;
+    touch(child, now);
     result.device_pages.insert(result.device_pages.end(), child->device_pages.begin(),
                                child->device_pages.end());
     node = child;
@@ -232,7 +253,7 @@ InsertResult RadixTree::insert(const int32_t* tokens, int32_t num_pages, const i
       refresh_evictable(child);
       if (tree_pages) tree_pages->insert(tree_pages->end(), pages + pos, pages + pos + k);
     }
-    child->last_access = now;
+    touch(child, now);
     node = child;
     pos += k;
   }
@@ -247,7 +268,7 @@ void RadixTree::lock(RadixNode* node) {
       evictable_pages_ -= n->num_pages();
       protected_pages_ += n->num_pages();
     }
-    if (++n->lock_count == 1) evictable_.erase(n);
+    if (++n->lock_count == 1) refresh_evictable(n);
   }
 }
 
@@ -266,21 +287,43 @@ void RadixTree::unlock(RadixNode* node) {
 
 void RadixTree::delete_leaf(RadixNode* node) {
   if (!node->children.empty()) fail("cannot delete " + node_name(node) + ": it has children");
-  evictable_.erase(node);
   RadixNode* parent = node->parent;
   parent->children.erase(page_key(node->tokens.data()));
   --num_nodes_;
 }
 
-int32_t RadixTree::evict(int32_t num_pages, const EvictionPolicy& policy,
-                         std::vector<int32_t>& out) {
+void RadixTree::remove_device_pages(RadixNode* node, std::vector<int32_t>& out) {
+  out.insert(out.end(), node->device_pages.begin(), node->device_pages.end());
+  evictable_pages_ -= node->num_pages();
+  // Leave the ranking while the node still has its old state (and key).
+  if (evictable_.erase(node) && ordered_eviction_) ranked_.erase(rank_key(node));
+  node->device_pages.clear();
+  RadixNode* parent = node->parent;
+  --parent->num_device_children;
+  if (!node->on_host()) delete_leaf(node);
+  refresh_evictable(parent);
+}
+
+int32_t RadixTree::evict(int32_t num_pages, std::vector<int32_t>& out) {
+  return ordered_eviction_ ? evict_in_order(num_pages, out) : evict_by_rescan(num_pages, out);
+}
+
+int32_t RadixTree::evict_in_order(int32_t num_pages, std::vector<int32_t>& out) {
+  int32_t removed = 0;
+  while (removed < num_pages && !ranked_.empty()) {
+    RadixNode* node = ranked_.begin()->second;
+    removed += node->num_pages();
+    remove_device_pages(node, out);
+  }
+  return removed;
+}
+
+int32_t RadixTree::evict_by_rescan(int32_t num_pages, std::vector<int32_t>& out) {
   using Entry = std::pair<std::pair<double, uint64_t>, RadixNode*>;
   auto later = [](const Entry& a, const Entry& b) { return a.first > b.first; };
   std::vector<Entry> heap;
   heap.reserve(evictable_.size());
-  for (RadixNode* node : evictable_) {
-    heap.push_back({{policy.priority(*node), node->id}, node});
-  }
+  for (RadixNode* node : evictable_) heap.push_back({{policy_.priority(*node), node->id}, node});
   std::make_heap(heap.begin(), heap.end(), later);
 
   int32_t removed = 0;
@@ -288,17 +331,11 @@ int32_t RadixTree::evict(int32_t num_pages, const EvictionPolicy& policy,
     std::pop_heap(heap.begin(), heap.end(), later);
     RadixNode* node = heap.back().second;
     heap.pop_back();
-    out.insert(out.end(), node->device_pages.begin(), node->device_pages.end());
-    removed += node->num_pages();
-    evictable_pages_ -= node->num_pages();
-    node->device_pages.clear();
-    evictable_.erase(node);
     RadixNode* parent = node->parent;
-    --parent->num_device_children;
-    if (!node->on_host()) delete_leaf(node);
-    if (is_evictable(parent)) {
-      evictable_.insert(parent);
-      heap.push_back({{policy.priority(*parent), parent->id}, parent});
+    removed += node->num_pages();
+    remove_device_pages(node, out);
+    if (evictable_.count(parent)) {
+      heap.push_back({{policy_.priority(*parent), parent->id}, parent});
       std::push_heap(heap.begin(), heap.end(), later);
     }
   }
@@ -324,6 +361,7 @@ void RadixTree::clear(std::vector<int32_t>& device_out, std::vector<int32_t>& ho
   }
   root_.num_device_children = 0;
   evictable_.clear();
+  ranked_.clear();
   evictable_pages_ = protected_pages_ = host_pages_ = num_nodes_ = 0;
 }
 
@@ -398,6 +436,19 @@ void RadixTree::check_integrity(
   }
   if (evictable_nodes != static_cast<int32_t>(evictable_.size())) {
     fail("evictable set holds nodes that are not in the tree");
+  }
+  if (ordered_eviction_) {
+    if (ranked_.size() != evictable_.size()) fail("eviction ranking and evictable set differ in size");
+    for (const RankKey& key : ranked_) {
+      if (!evictable_.count(key.second) || key.first.first != key.second->rank) {
+        fail("eviction ranking holds a stale entry for " + node_name(key.second));
+      }
+      if (key.second->rank != policy_.priority(*key.second)) {
+        fail(node_name(key.second) + " is ranked " + std::to_string(key.second->rank) +
+             " but its priority is " + std::to_string(policy_.priority(*key.second)) +
+             " (missing reprioritize?)");
+      }
+    }
   }
   if (evictable != evictable_pages_ || protected_ != protected_pages_) {
     fail("page counters say " + std::to_string(evictable_pages_) + " evictable / " +

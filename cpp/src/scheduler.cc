@@ -76,6 +76,7 @@ const StepPlan& Scheduler::schedule() {
   if (plan_pending_) throw std::logic_error("schedule: the previous plan awaits update()");
   plan_.clear();
   plan_reqs_.clear();
+  ++step_;
   new_token_ratio_ = std::max(config_.min_new_token_ratio,
                               new_token_ratio_ - config_.new_token_ratio_decay);
   int32_t budget = config_.max_batch_tokens;
@@ -89,12 +90,13 @@ const StepPlan& Scheduler::schedule() {
 }
 
 void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
-  std::unordered_set<const Request*> done;
+  auto done = [this](const Request* r) { return r->scheduled_step == step_; };
   // Decodes first, so that a long chunked prefill never starves them.
+  std::vector<Request*> snapshot;
   for (const bool decode_pass : {true, false}) {
-    const std::vector<Request*> snapshot = running_;
+    snapshot = running_;  // preemption edits running_ while we walk it
     for (Request* req : snapshot) {
-      if (req->state != RequestState::kRunning || done.count(req)) continue;
+      if (req->state != RequestState::kRunning || done(req)) continue;
       const int32_t remaining = req->seq_len() - req->num_computed;
       if ((remaining == 1) != decode_pass) continue;
       if (budget <= 0) return;
@@ -103,7 +105,7 @@ void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
         // Preempt the highest-ranked request not yet in this step's batch.
         Request* victim = nullptr;
         for (Request* cand : running_) {
-          if (done.count(cand)) continue;
+          if (done(cand)) continue;
           if (victim == nullptr || policy_->preempt_rank(*cand) > policy_->preempt_rank(*victim)) {
             victim = cand;
           }
@@ -113,7 +115,6 @@ void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
         if (victim == req) break;
       }
       if (req->state != RequestState::kRunning) continue;
-      done.insert(req);
       add_to_plan(*req, n, 0);
       budget -= n;
     }
@@ -127,7 +128,7 @@ void Scheduler::admit_waiting(int32_t& budget) {
   int32_t reserved = 0;
   for (const Request* req : running_) reserved += future_pages(*req);
 
-  std::unordered_set<const Request*> admitted;
+  size_t num_admitted = 0;
   for (Request* req : order) {
     if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
     cache_.attach_prefix(*req);
@@ -144,20 +145,21 @@ void Scheduler::admit_waiting(int32_t& budget) {
     reserved += future_pages(*req);
     req->state = RequestState::kRunning;
     running_.push_back(req);
-    admitted.insert(req);
+    ++num_admitted;
     prompt_tokens_ += req->prompt_len;
     cached_prompt_tokens_ += std::min(req->num_cached, req->prompt_len);
     add_to_plan(*req, n, req->num_cached);
     budget -= n;
   }
-  if (!admitted.empty()) {
+  if (num_admitted > 0) {
     waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(),
-                                  [&](Request* r) { return admitted.count(r) > 0; }),
+                                  [](Request* r) { return r->state == RequestState::kRunning; }),
                    waiting_.end());
   }
 }
 
 void Scheduler::add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens) {
+  req.scheduled_step = step_;
   plan_reqs_.push_back(&req);
   plan_.req_ids.push_back(req.id);
   plan_.start_pos.push_back(req.num_computed);

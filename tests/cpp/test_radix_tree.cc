@@ -21,8 +21,8 @@ std::vector<int32_t> concat(std::vector<int32_t> a, const std::vector<int32_t>& 
 class RadixTreeTest : public ::testing::Test {
  protected:
   static constexpr int32_t kPage = 4;
-  RadixTree tree{kPage};
   LruEviction lru;
+  RadixTree tree{kPage, lru};
 
   InsertResult insert(const std::vector<int32_t>& tokens, const Pages& pages,
                       WorkflowTags tags = {}) {
@@ -33,7 +33,7 @@ class RadixTreeTest : public ::testing::Test {
   }
   Pages evict(int32_t n) {
     Pages out;
-    tree.evict(n, lru, out);
+    tree.evict(n, out);
     return out;
   }
   void TearDown() override { tree.check_integrity(locks_); }
@@ -155,7 +155,8 @@ TEST_F(RadixTreeTest, ClearReturnsEveryPage) {
 }
 
 TEST(RadixTreePageSizeOne, WorksTokenByToken) {
-  RadixTree tree(1);
+  LruEviction lru;
+  RadixTree tree(1, lru);
   const std::vector<int32_t> a{5, 6, 7}, b{5, 6, 9};
   tree.insert(a.data(), 3, a.data(), {});
   InsertResult ins = tree.insert(b.data(), 3, std::vector<int32_t>{1, 2, 3}.data(), {});

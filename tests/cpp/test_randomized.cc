@@ -71,11 +71,23 @@ class ReferenceCache {
   std::set<Tokens> removed_keys_;
 };
 
+/// LRU ranked by re-scanning every candidate at each eviction: the general
+/// path that dynamic-priority policies take. It must evict exactly what the
+/// incrementally ordered LRU evicts.
+class RescanLru final : public EvictionPolicy {
+ public:
+  const char* name() const override { return "lru-rescan"; }
+  double priority(const RadixNode& node) const override { return static_cast<double>(node.last_access); }
+};
+
 TEST(Randomized, RadixTreeAgreesWithAReferenceCache) {
   LruEviction lru;
+  RescanLru rescan;
   for (const int32_t page_size : {1, 2, 4}) {
     std::mt19937 rng(1234 + page_size);
-    RadixTree tree(page_size);
+    RadixTree tree(page_size, lru);
+    RadixTree twin(page_size, rescan);  // fed the same operations
+    std::vector<RadixNode*> twin_locked;
     ReferenceCache ref(page_size);
     std::vector<std::pair<RadixNode*, Tokens>> locked;
     int32_t next_page = 0;
@@ -94,6 +106,7 @@ TEST(Randomized, RadixTreeAgreesWithAReferenceCache) {
         const auto before = ref.match(seq);
         std::vector<int32_t> tree_pages;
         InsertResult ins = tree.insert(seq.data(), n, pages.data(), {}, &tree_pages);
+        twin.insert(seq.data(), n, pages.data(), {});
         ASSERT_EQ(ins.num_present, static_cast<int32_t>(before.size()));
         ASSERT_EQ(ins.num_inserted, n);
         for (int32_t k = 0; k < n; ++k) {
@@ -103,21 +116,30 @@ TEST(Randomized, RadixTreeAgreesWithAReferenceCache) {
       } else if (kind < 7) {
         const Tokens seq = random_seq();
         MatchResult m = tree.match_prefix(seq.data(), seq.size());
+        MatchResult twin_m = twin.match_prefix(seq.data(), seq.size());
         ASSERT_EQ(m.device_pages, ref.match(seq));
+        ASSERT_EQ(twin_m.device_pages, m.device_pages);
         if (kind == 6) {
           tree.lock(m.last_node);
+          twin.lock(twin_m.last_node);
+          twin_locked.push_back(twin_m.last_node);
           locked.emplace_back(m.last_node, Tokens(seq.begin(), seq.begin() + m.device_pages.size() * page_size));
         }
       } else if (kind == 7 && !locked.empty()) {
         const size_t i = std::uniform_int_distribution<size_t>(0, locked.size() - 1)(rng);
         tree.unlock(locked[i].first);
         locked.erase(locked.begin() + i);
+        twin.unlock(twin_locked[i]);
+        twin_locked.erase(twin_locked.begin() + i);
       } else {
         const int32_t want = std::uniform_int_distribution<int>(1, 8)(rng);
         const int32_t evictable = tree.evictable_pages();
         std::vector<int32_t> out;
-        const int32_t removed = tree.evict(want, lru, out);
+        const int32_t removed = tree.evict(want, out);
         ASSERT_EQ(removed, static_cast<int32_t>(out.size()));
+        std::vector<int32_t> twin_out;
+        twin.evict(want, twin_out);
+        ASSERT_EQ(twin_out, out) << "ordered and re-scanning LRU evicted differently";
         if (evictable >= want) {
           ASSERT_GE(removed, want);
         } else {
@@ -134,6 +156,11 @@ TEST(Randomized, RadixTreeAgreesWithAReferenceCache) {
         for (const RadixNode* n = l.first; n != tree.root(); n = n->parent) ++expected[n];
       }
       ASSERT_NO_THROW(tree.check_integrity(expected)) << "after op " << op;
+      std::unordered_map<const RadixNode*, int32_t> twin_expected;
+      for (const RadixNode* l : twin_locked) {
+        for (const RadixNode* n = l; n != twin.root(); n = n->parent) ++twin_expected[n];
+      }
+      ASSERT_NO_THROW(twin.check_integrity(twin_expected)) << "after op " << op;
       ASSERT_EQ(static_cast<size_t>(tree.cached_device_pages()), ref.size());
     }
   }

@@ -16,6 +16,12 @@ class EvictionPolicy {
   virtual ~EvictionPolicy() = default;
   virtual const char* name() const = 0;
   virtual double priority(const RadixNode& node) const = 0;
+  /// \brief True when a node's priority changes only when the node is used
+  /// (matched or inserted through) or when the policy says so through
+  /// RadixTree::reprioritize(). The tree then keeps evictable nodes in
+  /// priority order and evicts in O(log n) per node; otherwise every
+  /// eviction re-ranks all candidates.
+  virtual bool static_priority() const { return false; }
 };
 
 /// \brief Least recently used: evicts the node matched or inserted longest ago.
@@ -25,6 +31,7 @@ class LruEviction final : public EvictionPolicy {
   double priority(const RadixNode& node) const override {
     return static_cast<double>(node.last_access);
   }
+  bool static_priority() const override { return true; }
 };
 
 /// \brief Names accepted by make_eviction_policy.

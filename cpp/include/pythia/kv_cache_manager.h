@@ -65,8 +65,8 @@ class KVCacheManager {
   int32_t page_size_;
   PagePool device_pool_;
   PagePool host_pool_;
+  std::unique_ptr<EvictionPolicy> eviction_;  // before tree_, which keeps a reference
   RadixTree tree_;
-  std::unique_ptr<EvictionPolicy> eviction_;
   int64_t num_evicted_pages_ = 0;
   std::vector<int32_t> scratch_;
 };

@@ -38,6 +38,9 @@ struct RadixNode {
   uint64_t last_access = 0;
   /// Creation order; breaks ties between equal priorities deterministically.
   uint64_t id = 0;
+  /// Eviction priority the tree last ranked this node with (static-priority
+  /// policies only; see EvictionPolicy::static_priority).
+  double rank = 0.0;
   /// Tags of the request that inserted this node (later policies use them).
   WorkflowTags tags;
 

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <unordered_set>
 #include <vector>
 
@@ -46,7 +47,8 @@ struct InsertResult {
 /// trailing page of a sequence is never cached.
 class RadixTree {
  public:
-  explicit RadixTree(int32_t page_size);
+  /// `policy` ranks nodes for eviction; it must outlive the tree.
+  RadixTree(int32_t page_size, const EvictionPolicy& policy);
   ~RadixTree();
   RadixTree(const RadixTree&) = delete;
   RadixTree& operator=(const RadixTree&) = delete;
@@ -76,7 +78,11 @@ class RadixTree {
   /// priority first, until at least `num_pages` pages are removed or nothing
   /// is evictable. Removed page ids are appended to `out`, in eviction order;
   /// the caller releases them. Returns the number removed.
-  int32_t evict(int32_t num_pages, const EvictionPolicy& policy, std::vector<int32_t>& out);
+  int32_t evict(int32_t num_pages, std::vector<int32_t>& out);
+
+  /// \brief Re-ranks a node after its policy priority changed for a reason
+  /// the tree cannot see (a static-priority policy learned something new).
+  void reprioritize(RadixNode* node);
 
   /// \brief Drops every node. Requires that nothing is locked; appends all
   /// device and host pages to the given vectors for the caller to release.
@@ -112,9 +118,19 @@ class RadixTree {
   RadixNode* new_node(RadixNode* parent, const int32_t* tokens, int32_t num_pages);
   bool is_evictable(const RadixNode* node) const;
   void refresh_evictable(RadixNode* node);
+  /// Marks `node` used at logical time `now`, re-ranking it if evictable.
+  void touch(RadixNode* node, uint64_t now);
   void delete_leaf(RadixNode* node);
+  int32_t evict_in_order(int32_t num_pages, std::vector<int32_t>& out);
+  int32_t evict_by_rescan(int32_t num_pages, std::vector<int32_t>& out);
+  void remove_device_pages(RadixNode* node, std::vector<int32_t>& out);
+
+  using RankKey = std::pair<std::pair<double, uint64_t>, RadixNode*>;
+  static RankKey rank_key(RadixNode* node) { return {{node->rank, node->id}, node}; }
 
   int32_t page_size_;
+  const EvictionPolicy& policy_;
+  const bool ordered_eviction_;
   RadixNode root_;
   uint64_t clock_ = 0;
   uint64_t next_id_ = 1;
@@ -125,6 +141,8 @@ class RadixTree {
   /// Unlocked device leaves. Kept incrementally so that eviction looks only at
   /// candidates, not at the whole tree.
   std::unordered_set<RadixNode*> evictable_;
+  /// The same nodes in eviction order, for static-priority policies.
+  std::set<RankKey> ranked_;
 };
 
 }  // namespace pythia

@@ -40,6 +40,8 @@ struct Request {
   int32_t num_shared_pages = 0;
   RadixNode* last_node = nullptr;
   int32_t num_preemptions = 0;
+  /// Scheduler step that last put this request in a batch (0: never).
+  uint64_t scheduled_step = 0;
 
   int32_t seq_len() const { return static_cast<int32_t>(tokens.size()); }
   int32_t output_len() const { return seq_len() - prompt_len; }

@@ -101,6 +101,7 @@ class Scheduler {
   bool plan_pending_ = false;
   std::vector<int64_t> deferred_aborts_;
   uint64_t next_arrival_seq_ = 0;
+  uint64_t step_ = 0;
   double new_token_ratio_;
   int64_t num_preemptions_ = 0;
   int64_t prompt_tokens_ = 0;
