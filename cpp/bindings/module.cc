@@ -35,7 +35,7 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<const SchedulerConfig&>(), py::arg("config"))
       .def("add_request", &scheduler_add_request, py::arg("req_id"), py::arg("prompt"),
            py::arg("max_new_tokens"), py::arg("arrival_time") = 0.0, py::arg("workflow_type") = -1,
-           py::arg("job") = -1, py::arg("agent") = -1,
+           py::arg("job") = -1, py::arg("agent") = -1, py::arg("max_cached_tokens") = -1,
            "Queue a request; ValueError for a duplicate id, empty prompt, negative max_new_tokens or one that can never fit.")
       .def("schedule", &scheduler_schedule,
            "Decide the next step; returns a dict of flat numpy arrays (see step_plan.h).")

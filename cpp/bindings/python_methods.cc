@@ -35,12 +35,12 @@ void require_1d(const py::array& a, const char* name) {
 
 void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
                            int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
-                           int32_t job, int32_t agent) {
+                           int32_t job, int32_t agent, int32_t max_cached_tokens) {
   require_1d(prompt, "prompt");
   std::vector<int32_t> tokens(prompt.data(), prompt.data() + prompt.size());
   py::gil_scoped_release release;
   self.add_request(id, std::move(tokens), max_new_tokens, arrival_time,
-                   WorkflowTags{workflow_type, job, agent});
+                   WorkflowTags{workflow_type, job, agent}, max_cached_tokens);
 }
 
 py::dict scheduler_schedule(Scheduler& self) {

@@ -18,7 +18,7 @@ using BoolArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast
 
 void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
                            int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
-                           int32_t job, int32_t agent);
+                           int32_t job, int32_t agent, int32_t max_cached_tokens);
 py::dict scheduler_schedule(Scheduler& self);
 Int64Array scheduler_update(Scheduler& self, const Int64Array& req_ids, const Int32Array& tokens,
                             const BoolArray& finished);

@@ -21,7 +21,9 @@ void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
   std::vector<std::pair<int32_t, Request*>> keyed;
   keyed.reserve(waiting.size());
   for (Request* req : waiting) {
-    keyed.emplace_back(tree.peek_prefix_pages(req->tokens.data(), req->tokens.size() - 1), req);
+    size_t usable = req->tokens.size() - 1;
+    if (req->max_cached_tokens >= 0) usable = std::min(usable, static_cast<size_t>(req->max_cached_tokens));
+    keyed.emplace_back(tree.peek_prefix_pages(req->tokens.data(), usable), req);
   }
   std::stable_sort(keyed.begin(), keyed.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });

@@ -36,7 +36,8 @@ Scheduler::Scheduler(const SchedulerConfig& config)
       new_token_ratio_(config.init_new_token_ratio) {}
 
 void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
-                            double arrival_time, const WorkflowTags& tags) {
+                            double arrival_time, const WorkflowTags& tags,
+                            int32_t max_cached_tokens) {
   const std::string who = "request " + std::to_string(id);
   if (requests_.count(id)) throw std::invalid_argument(who + ": id is already in use");
   if (prompt.empty()) throw std::invalid_argument(who + ": empty prompt");
@@ -57,6 +58,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max
   req->arrival_time = arrival_time;
   req->arrival_seq = next_arrival_seq_++;
   req->tags = tags;
+  req->max_cached_tokens = max_cached_tokens;
   waiting_.push_back(req.get());
   requests_.emplace(id, std::move(req));
 }

@@ -113,6 +113,18 @@ TEST_F(SchedulerTest, LaterRequestsReuseTheCachedPrefix) {
   EXPECT_EQ(sched->stats().prompt_tokens, 12 + 16 + 12);
 }
 
+TEST_F(SchedulerTest, CacheLimitKeepsPositionsThatNeedLogitsComputed) {
+  init(make_config(4, 64, 64));
+  const auto system = iota_tokens(0, 16);
+  sched->add_request(1, system, 2, 0.0, {});
+  run_to_completion();
+  sched->add_request(2, concat(system, iota_tokens(500, 4)), 2, 0.0, {}, /*max_cached_tokens=*/6);
+  step();
+  EXPECT_EQ(model->last_plan().cached_tokens[0], 4) << "6 tokens rounded down to whole pages";
+  EXPECT_EQ(model->last_plan().start_pos[0], 4);
+  run_to_completion();
+}
+
 TEST_F(SchedulerTest, RunningRequestsShareTheirPrefillWithNewcomers) {
   init(make_config(4, 64, 64));
   const auto prompt = iota_tokens(0, 16);

@@ -27,6 +27,10 @@ struct Request {
   /// Order of arrival at the core; FCFS order and preemption order use it.
   uint64_t arrival_seq = 0;
   WorkflowTags tags;
+  /// At most this many leading tokens may come from the prefix cache (-1: no
+  /// limit). Input logprobs need the logits of every scored position, so a
+  /// request asking for them must compute those positions itself.
+  int32_t max_cached_tokens = -1;
   RequestState state = RequestState::kWaiting;
 
   /// Positions whose KV is in `pages`.

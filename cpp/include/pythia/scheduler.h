@@ -43,7 +43,7 @@ class Scheduler {
   /// an empty prompt, a negative max_new_tokens, or a request whose prompt
   /// plus max_new_tokens could never fit in the device pool.
   void add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
-                   double arrival_time, const WorkflowTags& tags);
+                   double arrival_time, const WorkflowTags& tags, int32_t max_cached_tokens = -1);
 
   /// \brief Decides the next step. Throws std::logic_error if the previous
   /// plan has not been answered by update().

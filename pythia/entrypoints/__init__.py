@@ -1,0 +1,1 @@
+"""HTTP entry points: SGLang-native routes, OpenAI routes, workflow routes."""

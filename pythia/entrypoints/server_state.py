@@ -1,0 +1,40 @@
+"""What every route handler reaches through `request.app.state.pythia`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from pythia import __version__
+from pythia.entrypoints.metrics import Metrics
+from pythia.managers.frontend import Frontend
+from pythia.server_args import ServerArgs
+
+
+class ServerState:
+    def __init__(self, args: ServerArgs, frontend: Frontend, engine: BaseProcess | None) -> None:
+        self.args = args
+        self.frontend = frontend
+        self.info = frontend.info
+        self.engine = engine
+        self.metrics = Metrics(frontend)
+        self.version = __version__
+
+    @property
+    def model_name(self) -> str:
+        return self.info["served_model_name"]
+
+    def engine_alive(self) -> bool:
+        return self.engine is None or self.engine.is_alive()
+
+    def args_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self.args)
+        values.pop("api_key", None)
+        return values
+
+    @functools.lru_cache(maxsize=65536)
+    def token_text(self, token: int) -> str:
+        """One token decoded alone, special tokens kept (SGLang's logprob token text)."""
+        return self.frontend.tokenizer.decode([token], skip_special_tokens=False)

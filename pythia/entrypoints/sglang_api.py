@@ -1,0 +1,288 @@
+"""SGLang-native routes: /generate and the model/server/cache routes the SGLang DSL calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
+from pythia.entrypoints.server_state import ServerState
+from pythia.entrypoints.workflow_meta import parse_workflow
+from pythia.managers.io_struct import GenerateOutput, GenerateRequest
+from pythia.model_executor.sampling_params import SamplingParams
+
+router = APIRouter()
+
+
+def state_of(request: Request) -> ServerState:
+    return request.app.state.pythia
+
+
+# ------------------------------------------------------------------ parsing
+
+def _int_field(body: dict[str, Any], name: str, default: int) -> int:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def parse_generate(body: dict[str, Any], headers: Any, state: ServerState) -> tuple[list[GenerateRequest], bool]:
+    """Builds one request per prompt (and per sample when n > 1); says whether the body was a batch."""
+    text, input_ids = body.get("text"), body.get("input_ids")
+    if (text is None) == (input_ids is None):
+        raise bad_request("give exactly one of text and input_ids")
+    if text is not None:
+        batched = isinstance(text, list)
+        texts = text if batched else [text]
+        if not all(isinstance(t, str) for t in texts):
+            raise bad_request("text must be a string or a list of strings")
+        prompts = [state.frontend.tokenize(t) for t in texts]
+    else:
+        batched = isinstance(input_ids, list) and bool(input_ids) and isinstance(input_ids[0], list)
+        prompts = input_ids if batched else [input_ids]
+        if not all(isinstance(p, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in p)
+                   for p in prompts):
+            raise bad_request("input_ids must be a list of token ids or a list of such lists")
+    try:
+        params = SamplingParams.from_dict(body.get("sampling_params"))
+    except ValueError as e:
+        raise bad_request(str(e)) from None
+    return_logprob = body.get("return_logprob", False)
+    if not isinstance(return_logprob, bool):
+        raise bad_request("return_logprob must be true or false")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("stream must be true or false")
+    if stream and (batched or params.n > 1):
+        raise bad_request("stream works with a single prompt and n = 1")
+    rid = body.get("rid")
+    if rid is not None and not isinstance(rid, str):
+        raise bad_request("rid must be a string")
+    workflow = parse_workflow(body, headers)
+    requests = []
+    for i, prompt in enumerate(prompts):
+        if not prompt:
+            raise bad_request("the prompt is empty")
+        for k in range(params.n):
+            if len(prompts) == 1 and params.n == 1:
+                this_rid = rid or state.frontend.new_rid()
+            else:
+                this_rid = f"{rid or state.frontend.new_rid()}-{i}-{k}"
+            requests.append(GenerateRequest(
+                rid=this_rid, input_ids=prompt, params=params, stream=stream, return_logprob=return_logprob,
+                logprob_start_len=_int_field(body, "logprob_start_len", -1),
+                top_logprobs_num=_int_field(body, "top_logprobs_num", 0),
+                return_text_in_logprobs=bool(body.get("return_text_in_logprobs", False)), workflow=workflow))
+    return requests, batched or params.n > 1
+
+
+# ------------------------------------------------------------------ responses
+
+class ResultBuilder:
+    """Accumulates a request's outputs into SGLang's response shape."""
+
+    def __init__(self, req: GenerateRequest, state: ServerState) -> None:
+        self.req = req
+        self.state = state
+        self.start = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.out: GenerateOutput | None = None
+        self.output_ids: list[int] = []
+        self.logprobs: dict[str, list] = {k: [] for k in ("input_token_logprobs", "input_top_logprobs",
+                                                          "output_token_logprobs", "output_top_logprobs")}
+
+    def add(self, out: GenerateOutput) -> dict[str, list]:
+        """Takes one engine output; returns this output's logprob deltas in response form."""
+        if out.error is not None:
+            raise bad_request(out.error)
+        if out.new_token_ids and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.out = out
+        self.output_ids.extend(out.new_token_ids)
+        delta = self._format_logprobs(out)
+        for key, values in delta.items():
+            self.logprobs[key].extend(values)
+        return delta
+
+    def _entry(self, logprob: float | None, token: int) -> list:
+        text = self.state.token_text(token) if self.req.return_text_in_logprobs else None
+        return [logprob, token, text]
+
+    def _format_logprobs(self, out: GenerateOutput) -> dict[str, list]:
+        if not self.req.return_logprob:
+            return {}
+        top = lambda rows: [None if r is None else [self._entry(lp, t) for lp, t in r] for r in rows]  # noqa: E731
+        delta = {"input_token_logprobs": [self._entry(lp, t) for lp, t in out.input_token_logprobs],
+                 "output_token_logprobs": [self._entry(lp, t) for lp, t in out.output_token_logprobs]}
+        if self.req.top_logprobs_num:
+            delta["input_top_logprobs"] = top(out.input_top_logprobs)
+            delta["output_top_logprobs"] = top(out.output_top_logprobs)
+        return delta
+
+    def response(self, logprobs: dict[str, list] | None = None) -> dict[str, Any]:
+        out = self.out
+        meta: dict[str, Any] = {
+            "id": self.req.rid,
+            "finish_reason": out.finish_reason if out.finished else None,
+            "prompt_tokens": out.prompt_tokens,
+            "completion_tokens": out.completion_tokens,
+            "cached_tokens": out.cached_tokens,
+            "e2e_latency": time.perf_counter() - self.start,
+        }
+        if self.req.workflow.type or self.req.workflow.id or self.req.workflow.agent:
+            meta["workflow"] = vars(self.req.workflow)
+        if self.req.return_logprob:
+            chosen = self.logprobs if logprobs is None else logprobs
+            meta["input_token_logprobs"] = chosen["input_token_logprobs"]
+            meta["output_token_logprobs"] = chosen["output_token_logprobs"]
+            meta["output_token_logprobs_length"] = len(self.logprobs["output_token_logprobs"])
+            if self.req.top_logprobs_num:
+                meta["input_top_logprobs"] = chosen.get("input_top_logprobs", [])
+                meta["output_top_logprobs"] = chosen.get("output_top_logprobs", [])
+        return {"text": out.text, "output_ids": list(self.output_ids), "meta_info": meta}
+
+
+async def run_to_completion(req: GenerateRequest, state: ServerState) -> ResultBuilder:
+    builder = ResultBuilder(req, state)
+    async for out in state.frontend.generate(req):
+        builder.add(out)
+    state.metrics.observe(builder)
+    return builder
+
+
+async def run_many(requests: list[GenerateRequest], state: ServerState) -> list[ResultBuilder]:
+    tasks = [asyncio.ensure_future(run_to_completion(r, state)) for r in requests]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
+
+
+def sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+
+async def stream_generate(req: GenerateRequest, state: ServerState, first: GenerateOutput,
+                          outputs: AsyncIterator[GenerateOutput]) -> AsyncIterator[bytes]:
+    builder = ResultBuilder(req, state)
+    try:
+        out = first
+        while True:
+            try:
+                delta = builder.add(out)
+            except HTTPError as e:
+                yield sse({"error": {"message": e.message}})
+                break
+            yield sse(builder.response(logprobs=delta if req.return_logprob else None))
+            if out.finished:
+                state.metrics.observe(builder)
+                break
+            out = await outputs.__anext__()
+        yield b"data: [DONE]\n\n"
+    finally:
+        await outputs.aclose()
+
+
+# ------------------------------------------------------------------ routes
+
+@router.api_route("/generate", methods=["POST", "PUT"])
+async def generate(request: Request):
+    state = state_of(request)
+    body = await read_json_object(request)
+    requests, batched = parse_generate(body, request.headers, state)
+    if requests[0].stream:
+        req = requests[0]
+        outputs = state.frontend.generate(req).__aiter__()
+        first = await outputs.__anext__()
+        if first.error is not None:  # rejected before anything was streamed: a plain 400
+            await outputs.aclose()
+            raise bad_request(first.error)
+        return StreamingResponse(stream_generate(req, state, first, outputs), media_type="text/event-stream")
+    results = await run_many(requests, state)
+    responses = [r.response() for r in results]
+    return JSONResponse(responses if batched else responses[0])
+
+
+@router.get("/get_model_info")
+@router.get("/model_info")
+async def model_info(request: Request):
+    info = state_of(request).info
+    return {"model_path": info["model_path"], "tokenizer_path": info["model_path"], "is_generation": True,
+            "served_model_name": info["served_model_name"], "architectures": [info["architecture"]],
+            "context_length": info["context_length"], "preferred_sampling_params": None,
+            "has_image_understanding": False, "has_audio_understanding": False}
+
+
+@router.get("/server_info")
+@router.get("/get_server_info")
+async def server_info(request: Request):
+    state = state_of(request)
+    reply = await state.frontend.control("stats")
+    return {**state.args_dict(), **state.info, "internal_states": [reply.payload], "version": state.version}
+
+
+@router.api_route("/flush_cache", methods=["GET", "POST"])
+async def flush_cache(request: Request):
+    reply = await state_of(request).frontend.control("flush_cache")
+    return PlainTextResponse(f"Cache flushed: {reply.payload.get('evicted_pages', 0)} pages evicted.\n")
+
+
+@router.get("/health")
+async def health(request: Request):
+    state = state_of(request)
+    if not state.engine_alive():
+        return PlainTextResponse("engine process is not running\n", status_code=503)
+    return PlainTextResponse("ok\n")
+
+
+@router.get("/health_generate")
+async def health_generate(request: Request):
+    state = state_of(request)
+    req = GenerateRequest(rid=f"health-{state.frontend.new_rid()}", input_ids=[state.info["eos_token_ids"][0]
+                                                                              if state.info["eos_token_ids"] else 0],
+                          params=SamplingParams(max_new_tokens=1, temperature=0))
+    try:
+        await asyncio.wait_for(run_to_completion(req, state), timeout=60)
+    except (asyncio.TimeoutError, HTTPError) as e:
+        return PlainTextResponse(f"generation failed: {e}\n", status_code=503)
+    return PlainTextResponse("ok\n")
+
+
+@router.post("/abort_request")
+async def abort_request(request: Request):
+    body = await read_json_object(request)
+    rid = body.get("rid")
+    if not isinstance(rid, str):
+        raise bad_request("abort_request needs a string rid")
+    await state_of(request).frontend.abort(rid)
+    return {"success": True}
+
+
+@router.post("/concate_and_append_request")
+async def concate_and_append_request(request: Request):
+    # The DSL's join(mode="concate_and_append") sends its own client-side executor ids, which
+    # this server never saw, after it has already concatenated the texts; the next /generate
+    # carries the joined text, whose prefix the cache reuses. Nothing is left to do here.
+    body = await read_json_object(request)
+    if not isinstance(body.get("src_rids"), list) or not isinstance(body.get("dst_rid"), str):
+        raise bad_request("concate_and_append_request needs src_rids (list) and dst_rid (string)")
+    return {"success": True}
+
+
+@router.get("/check_integrity")
+async def check_integrity(request: Request):
+    reply = await state_of(request).frontend.control("check_integrity")
+    if not reply.ok:
+        return JSONResponse({"ok": False, "error": reply.payload.get("error")}, status_code=500)
+    return {"ok": True}

@@ -1,0 +1,1 @@
+"""The two sides of a server: the front (tokenize, route, stream) and the engine loop (model process)."""

@@ -1,0 +1,300 @@
+"""The engine: the C++ core's plans, carried out on the model, one step at a time.
+
+Transport-free on purpose: the engine process (engine_process.py) feeds it messages, and
+benchmarks and tests can drive it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pythia import _core
+from pythia.managers.io_struct import GenerateOutput, GenerateRequest
+from pythia.managers.request_state import RequestState
+from pythia.mem_cache.kv_pool import KVPool
+from pythia.model_executor.forward_batch import build_forward_batch
+from pythia.model_executor.grammar import GrammarBackend
+from pythia.model_executor.sampler import SampleRow, sample
+from pythia.models.llama import LlamaForCausalLM
+from pythia.models.model_config import load_model_config
+from pythia.server_args import ServerArgs
+
+logger = logging.getLogger(__name__)
+
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def resolve_model_path(args: ServerArgs) -> Path:
+    if args.model_path:
+        return Path(args.model_path)
+    from pythia.models.default_model import default_model_path
+
+    return default_model_path()
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+class Engine:
+    def __init__(self, args: ServerArgs) -> None:
+        self.args = args
+        self.init_device()
+        self.init_model()
+        self.init_core()
+        self.init_state()
+
+    def init_device(self) -> None:
+        name = self.args.device
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(name)
+        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        if self.args.dtype == "auto":
+            # bf16 matmuls are several times slower than fp32 on these CPUs.
+            self.dtype = torch.float32 if self.device.type == "cpu" else torch.bfloat16
+        else:
+            self.dtype = dtypes[self.args.dtype]
+
+    def init_model(self) -> None:
+        self.model_path = resolve_model_path(self.args)
+        self.model_config = load_model_config(self.model_path)
+        self.model = LlamaForCausalLM(self.model_config, self.dtype, self.device)
+        self.tokenizer = load_tokenizer(self.model_path)
+        self.eos_ids = frozenset(self.model_config.eos_token_ids) | (
+            {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set())
+        self.context_length = self.args.context_length or self.model_config.max_position_embeddings
+        self.grammar = GrammarBackend(self.tokenizer, self.model_config.vocab_size)
+
+    def init_core(self) -> None:
+        args = self.args
+        config = _core.SchedulerConfig()
+        config.page_size = args.page_size
+        config.num_device_pages = args.max_total_tokens // args.page_size
+        config.max_running_requests = args.max_running_requests
+        config.max_batch_tokens = args.chunked_prefill_size
+        config.schedule_policy = args.schedule_policy
+        config.eviction_policy = args.eviction_policy
+        self.core = _core.Scheduler(config)
+        self.max_total_tokens = config.num_device_pages * args.page_size
+        c = self.model_config
+        self.pool = KVPool(c.num_layers, config.num_device_pages, args.page_size, c.num_kv_heads, c.head_dim,
+                           self.dtype, self.device)
+
+    def init_state(self) -> None:
+        self.requests: dict[int, RequestState] = {}
+        self.by_rid: dict[str, RequestState] = {}
+        self.next_core_id = 0
+        self.tag_ids: dict[str, dict[str, int]] = {"type": {}, "job": {}, "agent": {}}
+        self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "requests_finished": 0}
+
+    # ---------------------------------------------------------------- requests
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model_path": str(self.model_path),
+            "served_model_name": self.args.served_model_name or self.args.model_path or DEFAULT_MODEL_NAME,
+            "architecture": self.model_config.architecture,
+            "vocab_size": self.model_config.vocab_size,
+            "context_length": self.context_length,
+            "max_total_tokens": self.max_total_tokens,
+            "page_size": self.args.page_size,
+            "eos_token_ids": sorted(self.eos_ids),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    def _tag(self, kind: str, value: str | None) -> int:
+        if value is None:
+            return -1
+        ids = self.tag_ids[kind]
+        return ids.setdefault(value, len(ids))
+
+    def add_request(self, req: GenerateRequest) -> GenerateOutput | None:
+        """Queues a request; returns an error output instead when it cannot be served."""
+        try:
+            if req.rid in self.by_rid:
+                raise ValueError(f"request id {req.rid!r} is already in use")
+            self.validate(req)
+            state = RequestState(req=req, core_id=self.next_core_id, eos_ids=self.eos_ids)
+            state.grammar = self.grammar.matcher(req.params)
+            max_cached = max(state.logprob_start - 1, 0) if req.return_logprob else -1
+            wf = req.workflow
+            self.core.add_request(state.core_id, np.asarray(req.input_ids, dtype=np.int32), req.params.max_new_tokens,
+                                  arrival_time=time.time(), workflow_type=self._tag("type", wf.type),
+                                  job=self._tag("job", wf.id), agent=self._tag("agent", wf.agent),
+                                  max_cached_tokens=max_cached)
+        except ValueError as e:
+            return GenerateOutput(rid=req.rid, new_token_ids=[], text="", finished=True,
+                                  finish_reason={"type": "abort", "message": str(e)}, prompt_tokens=len(req.input_ids),
+                                  completion_tokens=0, cached_tokens=0, error=str(e))
+        self.next_core_id += 1
+        self.requests[state.core_id] = state
+        self.by_rid[req.rid] = state
+        self.counters["prompt_tokens"] += len(req.input_ids)
+        return None
+
+    def validate(self, req: GenerateRequest) -> None:
+        n = len(req.input_ids)
+        if n == 0:
+            raise ValueError("the prompt is empty")
+        vocab = self.model_config.vocab_size
+        if min(req.input_ids) < 0 or max(req.input_ids) >= vocab:
+            raise ValueError(f"input_ids must be token ids in [0, {vocab})")
+        if n + req.params.max_new_tokens > self.context_length:
+            raise ValueError(f"prompt ({n} tokens) plus max_new_tokens ({req.params.max_new_tokens}) exceeds the "
+                             f"context length of {self.context_length} tokens")
+        if n + req.params.max_new_tokens > self.max_total_tokens:
+            raise ValueError(f"prompt ({n} tokens) plus max_new_tokens ({req.params.max_new_tokens}) exceeds the KV "
+                             f"pool of {self.max_total_tokens} tokens (--max-total-tokens)")
+        if req.logprob_start_len > n:
+            raise ValueError(f"logprob_start_len ({req.logprob_start_len}) exceeds the prompt length ({n})")
+        if req.top_logprobs_num < 0:
+            raise ValueError("top_logprobs_num must be >= 0")
+
+    def abort(self, rid: str) -> GenerateOutput | None:
+        state = self.by_rid.pop(rid, None)
+        if state is None:
+            return None
+        self.core.abort(state.core_id)
+        del self.requests[state.core_id]
+        state.finish_reason = {"type": "abort", "message": "aborted"}
+        return state.take_output(finished=True)
+
+    def has_work(self) -> bool:
+        return bool(self.requests)
+
+    # ---------------------------------------------------------------- step
+
+    def step(self) -> list[GenerateOutput]:
+        """One schedule -> forward -> sample -> update cycle; returns outputs to send."""
+        plan = self.core.schedule()
+        num = len(plan["req_ids"])
+        if num == 0:
+            return []
+        states = [self.requests[int(c)] for c in plan["req_ids"]]
+        extra_rows: dict[int, np.ndarray] = {}
+        for i, st in enumerate(states):
+            if st.cached_tokens < 0:
+                st.cached_tokens = int(plan["cached_tokens"][i])
+            rows = self._input_logprob_rows(st, int(plan["start_pos"][i]), int(plan["num_tokens"][i]))
+            if rows is not None:
+                extra_rows[i] = rows
+        batch, logit_start = build_forward_batch(plan, self.args.page_size, self.device, extra_rows)
+        logits = self.model.forward(batch, self.pool)
+
+        for i, rows in extra_rows.items():
+            self._collect_input_logprobs(states[i], logits[logit_start[i]:logit_start[i] + len(rows)])
+
+        tokens = np.zeros(num, dtype=np.int32)
+        finished = np.zeros(num, dtype=bool)
+        sampling = [i for i in range(num) if plan["samples"][i] and states[i].req.params.max_new_tokens > 0]
+        if sampling:
+            rows = logits[[int(logit_start[i + 1]) - 1 for i in sampling]]
+            picked = self._sample(rows, [states[i] for i in sampling])
+            for j, i in enumerate(sampling):
+                st, tok = states[i], int(picked[j])
+                tokens[i] = tok
+                st.output_ids.append(tok)
+                st.pending_ids.append(tok)
+                if st.grammar is not None and not st.grammar.is_terminated():
+                    st.grammar.accept_token(tok)
+                st.check_finish(tok, self._decode_fn(st))
+                finished[i] = st.finish_reason is not None
+        for i in range(num):
+            st = states[i]
+            if plan["samples"][i] and st.req.params.max_new_tokens == 0:
+                st.finish_reason = {"type": "length", "length": 0}
+                finished[i] = True
+
+        self.core.update(plan["req_ids"], tokens, finished)
+        self.counters["generation_tokens"] += len(sampling)
+        outputs = []
+        for i, st in enumerate(states):
+            if finished[i]:
+                self.requests.pop(st.core_id, None)
+                self.by_rid.pop(st.req.rid, None)
+                self.counters["requests_finished"] += 1
+                outputs.append(st.take_output(finished=True))
+            elif st.req.stream and st.pending_ids:
+                outputs.append(st.take_output(finished=False))
+        return outputs
+
+    def _decode_fn(self, st: RequestState):
+        params = st.req.params
+        return lambda ids: self.tokenizer.decode(ids, skip_special_tokens=params.skip_special_tokens,
+                                                 spaces_between_special_tokens=params.spaces_between_special_tokens)
+
+    def _input_logprob_rows(self, st: RequestState, start: int, n: int) -> np.ndarray | None:
+        """Offsets within this step's tokens whose logits give still-missing prompt logprobs:
+        the logprob of prompt token t comes from the logits at position t - 1."""
+        if st.next_input_logprob >= st.prompt_len:
+            return None
+        first_t = max(st.next_input_logprob, 1, start + 1)
+        last_t = min(st.prompt_len - 1, start + n)  # position prompt_len - 1 predicts the output
+        if st.next_input_logprob == 0:
+            st.input_logprobs.append((None, st.req.input_ids[0]))
+            if st.req.top_logprobs_num:
+                st.input_top.append(None)
+            st.next_input_logprob = 1
+            first_t = max(first_t, 1)
+        if first_t > last_t or first_t != st.next_input_logprob:
+            return None
+        return np.arange(first_t - 1, last_t) - start
+
+    def _collect_input_logprobs(self, st: RequestState, rows: torch.Tensor) -> None:
+        logprobs = torch.log_softmax(rows.float(), dim=-1)
+        t0 = st.next_input_logprob
+        targets = torch.tensor(st.req.input_ids[t0:t0 + len(rows)])
+        chosen = logprobs.gather(1, targets[:, None])[:, 0].tolist()
+        st.input_logprobs.extend(zip(chosen, targets.tolist()))
+        if st.req.top_logprobs_num:
+            st.input_top.extend(_top_k(logprobs, st.req.top_logprobs_num))
+        st.next_input_logprob = t0 + len(rows)
+
+    def _sample(self, logits: torch.Tensor, states: list[RequestState]) -> torch.Tensor:
+        raw_logprobs = None
+        if any(st.req.return_logprob for st in states):
+            raw_logprobs = torch.log_softmax(logits.float(), dim=-1)
+        constrained = [j for j, st in enumerate(states) if st.grammar is not None]
+        if constrained:
+            sub = logits[constrained]
+            self.grammar.apply_mask([states[j].grammar for j in constrained], sub)
+            logits[constrained] = sub
+        rows = [SampleRow(st.req.params, st.req.input_ids, st.output_ids, st.generator, st.banned_ids())
+                for st in states]
+        picked = sample(logits, rows)
+        if raw_logprobs is not None:
+            for j, st in enumerate(states):
+                if st.req.return_logprob:
+                    tok = int(picked[j])
+                    st.output_logprobs.append((float(raw_logprobs[j, tok]), tok))
+                    if st.req.top_logprobs_num:
+                        st.output_top.extend(_top_k(raw_logprobs[j:j + 1], st.req.top_logprobs_num))
+        return picked
+
+    # ---------------------------------------------------------------- control
+
+    def flush_cache(self) -> int:
+        return self.core.flush_cache()
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.core.stats(), **self.counters, "max_total_tokens": self.max_total_tokens,
+                "page_size": self.args.page_size}
+
+    def check_integrity(self) -> None:
+        self.core.check_integrity()
+
+
+def _top_k(logprobs: torch.Tensor, k: int) -> list[list[tuple[float, int]]]:
+    values, ids = logprobs.topk(min(k, logprobs.shape[-1]), dim=-1)
+    return [list(zip(v, i)) for v, i in zip(values.tolist(), ids.tolist())]

@@ -1,0 +1,101 @@
+"""The HTTP side of the server: tokenizes, hands requests to the engine process, routes its
+outputs back to the waiting HTTP handlers, and aborts requests whose client went away."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from pythia.managers.io_struct import AbortRequest, ControlReply, ControlRequest, GenerateOutput, GenerateRequest
+
+logger = logging.getLogger(__name__)
+
+
+def ipc_addresses() -> tuple[str, str]:
+    base = f"ipc:///tmp/pythia-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return base + "-requests", base + "-outputs"
+
+
+class EngineDied(RuntimeError):
+    pass
+
+
+class Frontend:
+    def __init__(self, tokenizer: Any, info: dict[str, Any], requests_addr: str, outputs_addr: str) -> None:
+        self.tokenizer = tokenizer
+        self.info = info
+        self.ctx = zmq.asyncio.Context()
+        self.to_engine = self.ctx.socket(zmq.PUSH)
+        self.to_engine.bind(requests_addr)
+        self.from_engine = self.ctx.socket(zmq.PULL)
+        self.from_engine.bind(outputs_addr)
+        self.queues: dict[str, asyncio.Queue[GenerateOutput]] = {}
+        self.control_waiters: dict[int, asyncio.Future[ControlReply]] = {}
+        self.control_tokens = itertools.count()
+        self.receiver: asyncio.Task | None = None
+        self.engine_alive = True
+
+    def start(self) -> None:
+        """Starts routing engine outputs; call from the server's event loop."""
+        if self.receiver is None:
+            self.receiver = asyncio.get_running_loop().create_task(self._receive_loop())
+
+    async def _receive_loop(self) -> None:
+        while True:
+            msg = await self.from_engine.recv_pyobj()
+            if isinstance(msg, ControlReply):
+                waiter = self.control_waiters.pop(msg.token, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(msg)
+                continue
+            for out in msg:
+                queue = self.queues.get(out.rid)
+                if queue is not None:
+                    queue.put_nowait(out)
+
+    def tokenize(self, text: str) -> list[int]:
+        # Special-token strings in the text (e.g. "<|im_start|>") map to their ids, as in SGLang.
+        return self.tokenizer.encode(text)
+
+    def new_rid(self) -> str:
+        return uuid.uuid4().hex
+
+    async def generate(self, req: GenerateRequest) -> AsyncIterator[GenerateOutput]:
+        """Yields the request's outputs until it finishes. If the consumer stops early (client
+        disconnected), the request is aborted so that its KV pages are freed."""
+        if req.rid in self.queues:
+            raise ValueError(f"request id {req.rid!r} is already in use")
+        queue: asyncio.Queue[GenerateOutput] = asyncio.Queue()
+        self.queues[req.rid] = queue
+        finished = False
+        try:
+            await self.to_engine.send_pyobj(req)
+            while not finished:
+                out = await queue.get()
+                finished = out.finished
+                yield out
+        finally:
+            self.queues.pop(req.rid, None)
+            if not finished:
+                await self.abort(req.rid)
+
+    async def abort(self, rid: str) -> None:
+        await self.to_engine.send_pyobj(AbortRequest(rid))
+
+    async def control(self, kind: str, timeout: float = 60.0) -> ControlReply:
+        token = next(self.control_tokens)
+        waiter: asyncio.Future[ControlReply] = asyncio.get_running_loop().create_future()
+        self.control_waiters[token] = waiter
+        await self.to_engine.send_pyobj(ControlRequest(kind, token))
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        finally:
+            self.control_waiters.pop(token, None)

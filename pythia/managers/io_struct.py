@@ -1,0 +1,72 @@
+"""Messages between the HTTP front and the engine process (pickled over ZeroMQ)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pythia.model_executor.sampling_params import SamplingParams
+
+
+@dataclass
+class WorkflowMeta:
+    """ARCHITECTURE.md §1: which workflow, job and agent a request belongs to (all optional)."""
+
+    type: str | None = None
+    id: str | None = None
+    agent: str | None = None
+
+
+@dataclass
+class GenerateRequest:
+    rid: str
+    input_ids: list[int]
+    params: SamplingParams
+    stream: bool = False
+    return_logprob: bool = False
+    # First prompt position whose logprob is returned (SGLang semantics; -1: none of the prompt).
+    logprob_start_len: int = -1
+    top_logprobs_num: int = 0
+    return_text_in_logprobs: bool = False
+    workflow: WorkflowMeta = field(default_factory=WorkflowMeta)
+
+
+@dataclass
+class AbortRequest:
+    rid: str
+
+
+@dataclass
+class ControlRequest:
+    """flush_cache | stats | check_integrity; answered by a ControlReply with the same token."""
+
+    kind: str
+    token: int
+
+
+@dataclass
+class ControlReply:
+    token: int
+    ok: bool
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerateOutput:
+    """Progress of one request. Token and logprob lists hold only what is new since the last
+    message for this request; `text` is the whole output so far."""
+
+    rid: str
+    new_token_ids: list[int]
+    text: str
+    finished: bool
+    finish_reason: dict[str, Any] | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    # Each logprob entry: (logprob, token_id); top entries: list of those per position.
+    input_token_logprobs: list[tuple[float | None, int]] = field(default_factory=list)
+    input_top_logprobs: list[list[tuple[float, int]] | None] = field(default_factory=list)
+    output_token_logprobs: list[tuple[float, int]] = field(default_factory=list)
+    output_top_logprobs: list[list[tuple[float, int]]] = field(default_factory=list)
+    error: str | None = None

@@ -1,0 +1,26 @@
+"""The device KV pool: one K and one V tensor per layer, addressed by token slot."""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVPool:
+    """K/V storage for `num_pages` pages of `page_size` tokens.
+
+    Slot `page * page_size + offset` holds the K/V of one token, so a page id from the C++
+    core maps to a contiguous run of slots. Layout per layer: [num_slots, num_kv_heads, head_dim]
+    (slot-major), which makes writing a step's new tokens one index_copy_ per layer.
+    """
+
+    def __init__(self, num_layers: int, num_pages: int, page_size: int, num_kv_heads: int,
+                 head_dim: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.page_size = page_size
+        self.num_pages = num_pages
+        shape = (num_pages * page_size, num_kv_heads, head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)

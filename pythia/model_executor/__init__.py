@@ -1,0 +1,1 @@
+"""Runs the model on the scheduler core's step plans: batch building, forward, sampling."""

@@ -1,0 +1,54 @@
+"""Regex / JSON-schema / EBNF constrained decoding with xgrammar.
+
+xgrammar (from the MLC and SGLang teams) is the structured-generation backend SGLang and vLLM
+default to: grammars compile once into token masks precomputed per automaton state, so a step
+costs a bitmask fill per constrained request, and it runs on the CPU with the same API as on GPUs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import xgrammar as xgr
+
+from pythia.model_executor.sampling_params import SamplingParams
+
+
+class GrammarBackend:
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+        self._tokenizer = tokenizer
+        self._vocab_size = vocab_size
+        self._compiler: xgr.GrammarCompiler | None = None  # built on first use (~0.2 s)
+        self._cache: dict[tuple[str, str], xgr.CompiledGrammar] = {}
+
+    def matcher(self, params: SamplingParams) -> xgr.GrammarMatcher | None:
+        """A fresh matcher for the request's constraint, None if unconstrained; ValueError if the
+        constraint does not compile."""
+        if params.regex is not None:
+            key = ("regex", params.regex)
+        elif params.json_schema is not None:
+            key = ("json_schema", params.json_schema)
+        elif params.ebnf is not None:
+            key = ("ebnf", params.ebnf)
+        else:
+            return None
+        if key not in self._cache:
+            if self._compiler is None:
+                info = xgr.TokenizerInfo.from_huggingface(self._tokenizer, vocab_size=self._vocab_size)
+                self._compiler = xgr.GrammarCompiler(info)
+            compile_fn = {"regex": self._compiler.compile_regex,
+                          "json_schema": self._compiler.compile_json_schema,
+                          "ebnf": self._compiler.compile_grammar}[key[0]]
+            try:
+                self._cache[key] = compile_fn(key[1])
+            except Exception as e:  # xgrammar raises several types for a bad grammar
+                raise ValueError(f"invalid {key[0]}: {e}") from None
+        return xgr.GrammarMatcher(self._cache[key])
+
+    def apply_mask(self, matchers: list[xgr.GrammarMatcher], logits: torch.Tensor) -> None:
+        """Sets logits of tokens the grammars forbid to -inf; row i belongs to matchers[i]."""
+        bitmask = xgr.allocate_token_bitmask(len(matchers), self._vocab_size)
+        for i, m in enumerate(matchers):
+            m.fill_next_token_bitmask(bitmask, i)
+        xgr.apply_token_bitmask_inplace(logits, bitmask.to(logits.device))

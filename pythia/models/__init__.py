@@ -1,0 +1,1 @@
+"""Model assets used by Pythia (e.g. the bundled default model checkpoint)."""

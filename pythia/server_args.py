@@ -1,0 +1,61 @@
+"""Every setting of a Pythia server, with SGLang's flag names where the meaning is the same."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from pythia import _core
+
+
+@dataclass
+class ServerArgs:
+    model_path: str | None = field(default=None, metadata={
+        "help": "Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json) of a "
+                "Llama, Mistral or Qwen2 model. Default: the embedded SmolLM2-135M-Instruct."})
+    served_model_name: str | None = field(default=None, metadata={
+        "help": "Model name in the OpenAI API and /get_model_info. Default: the model path."})
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on."})
+    port: int = field(default=30000, metadata={"help": "HTTP port."})
+    api_key: str | None = field(default=None, metadata={
+        "help": "If set, every route but /health needs 'Authorization: Bearer <key>' (401 otherwise)."})
+    device: str = field(default="auto", metadata={"help": "torch device: auto (cuda if available, else cpu), cpu, cuda."})
+    dtype: str = field(default="auto", metadata={
+        "help": "Weights and KV dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16."})
+    page_size: int = field(default=16, metadata={"help": "Tokens per KV page."})
+    max_total_tokens: int = field(default=32768, metadata={"help": "KV pool size in tokens."})
+    chunked_prefill_size: int = field(default=512, metadata={
+        "help": "Tokens computed per step (prefill chunks and decodes together)."})
+    max_running_requests: int = field(default=64, metadata={"help": "Most requests running at once."})
+    context_length: int | None = field(default=None, metadata={
+        "help": "Longest prompt + output. Default: the model's max_position_embeddings."})
+    schedule_policy: str = field(default="lpm", metadata={
+        "help": "Request order: " + ", ".join(_core.schedule_policy_names()) + "."})
+    eviction_policy: str = field(default="lru", metadata={
+        "help": "Prefix-cache eviction: " + ", ".join(_core.eviction_policy_names()) + "."})
+    log_level: str = field(default="info", metadata={"help": "Logging level."})
+
+    @classmethod
+    def add_cli_args(cls, parser: argparse.ArgumentParser) -> None:
+        for f in dataclasses.fields(cls):
+            kwargs: dict[str, Any] = {"help": f.metadata["help"], "default": f.default}
+            if f.type in ("int", "int | None"):
+                kwargs["type"] = int
+            choices = {"schedule_policy": _core.schedule_policy_names(),
+                       "eviction_policy": _core.eviction_policy_names()}.get(f.name)
+            if choices:
+                kwargs["choices"] = choices
+            parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> ServerArgs:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    def validate(self) -> None:
+        for name in ("page_size", "max_total_tokens", "chunked_prefill_size", "max_running_requests", "port"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.max_total_tokens < self.page_size:
+            raise ValueError("--max-total-tokens must hold at least one page")
