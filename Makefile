@@ -34,9 +34,9 @@ test-py: build
 
 test: test-cpp test-py
 
+# Serves the embedded SmolLM2-135M-Instruct on port 30000; pass flags with ARGS="--port 8000 ...".
 serve: build
-	@echo "make serve: the model server arrives with the engine issue (#3); nothing to serve yet." >&2
-	@exit 1
+	$(BIN)/python -m pythia.launch_server $(ARGS)
 
 bench: build
 	$(BIN)/python benchmarks/bench_core.py

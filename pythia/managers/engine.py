@@ -288,8 +288,9 @@ class Engine:
         return self.core.flush_cache()
 
     def stats(self) -> dict[str, Any]:
-        return {**self.core.stats(), **self.counters, "max_total_tokens": self.max_total_tokens,
-                "page_size": self.args.page_size}
+        tags = {f"workflow_{kind}s_seen": len(ids) for kind, ids in self.tag_ids.items()}
+        return {**self.core.stats(), **self.counters, **tags, "max_total_tokens": self.max_total_tokens,
+                "page_size": self.args.page_size, "num_pages": self.max_total_tokens // self.args.page_size}
 
     def check_integrity(self) -> None:
         self.core.check_integrity()
