@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +17,12 @@ def default_model():
 
 
 @pytest.fixture(scope="session")
-def server(default_model):
+def server(default_model, tmp_path_factory):
     """The embedded SmolLM2 served on a free loopback port; checked for leaked pages at the end."""
-    from server_fixture import LiveServer
+    from pythia.entrypoints.server_process import LiveServer
 
-    live = LiveServer("--max-total-tokens", "16384", "--chunked-prefill-size", "256")
+    live = LiveServer("--max-total-tokens", "16384", "--chunked-prefill-size", "256",
+                      log_path=tmp_path_factory.mktemp("server") / "server.log")
     yield live
     try:
         live.assert_no_leaks()

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from server_fixture import LiveServer
+from pythia.entrypoints.server_process import LiveServer
 
 
 def generate(server, **body):

@@ -220,7 +220,7 @@ async def model_info(request: Request):
     info = state_of(request).info
     return {"model_path": info["model_path"], "tokenizer_path": info["model_path"], "is_generation": True,
             "served_model_name": info["served_model_name"], "architectures": [info["architecture"]],
-            "context_length": info["context_length"], "preferred_sampling_params": None,
+            "context_length": info["context_length"], "vocab_size": info["vocab_size"], "preferred_sampling_params": None,
             "has_image_understanding": False, "has_audio_understanding": False}
 
 

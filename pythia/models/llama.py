@@ -92,9 +92,12 @@ class LlamaForCausalLM:
         out = torch.empty_like(q)
         k_pool, v_pool = pool.k[layer], pool.v[layer]
         if batch.decode_rows.numel():
-            qd = q[batch.decode_rows].unsqueeze(2)  # [B, H, 1, D]
-            kd = k_pool[batch.decode_slots].transpose(1, 2)  # [B, KVH, L, D]
-            vd = v_pool[batch.decode_slots].transpose(1, 2)
+            # index_select on flat slots: several times faster than advanced indexing on CPU.
+            b, width = batch.decode_slots.shape
+            flat = batch.decode_slots.view(-1)
+            qd = q.index_select(0, batch.decode_rows).unsqueeze(2)  # [B, H, 1, D]
+            kd = k_pool.index_select(0, flat).view(b, width, *k_pool.shape[1:]).transpose(1, 2)  # [B, KVH, L, D]
+            vd = v_pool.index_select(0, flat).view(b, width, *v_pool.shape[1:]).transpose(1, 2)
             od = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=batch.decode_mask, enable_gqa=True)
             out[batch.decode_rows] = od.squeeze(2)
         for span in batch.prefills:
@@ -104,7 +107,7 @@ class LlamaForCausalLM:
                 kp, vp = k[rows], v[rows]
                 mask, causal = None, True
             else:
-                kp, vp = k_pool[span.kv_slots], v_pool[span.kv_slots]
+                kp, vp = k_pool.index_select(0, span.kv_slots), v_pool.index_select(0, span.kv_slots)
                 mask, causal = span.causal_mask, False
             op = F.scaled_dot_product_attention(qp, kp.transpose(0, 1).unsqueeze(0), vp.transpose(0, 1).unsqueeze(0),
                                                 attn_mask=mask, is_causal=causal, enable_gqa=True)
@@ -117,9 +120,9 @@ class LlamaForCausalLM:
         cfg = self.config
         heads, kv_heads, dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         q_size, kv_size = heads * dim, kv_heads * dim
-        cos = self.rope_cos[batch.positions].unsqueeze(1)
-        sin = self.rope_sin[batch.positions].unsqueeze(1)
-        x = self.embed[batch.input_ids]
+        cos = self.rope_cos.index_select(0, batch.positions).unsqueeze(1)
+        sin = self.rope_sin.index_select(0, batch.positions).unsqueeze(1)
+        x = self.embed.index_select(0, batch.input_ids)
         for i, layer in enumerate(self.layers):
             h = self._rms_norm(x, layer.input_norm)
             qkv = F.linear(h, layer.qkv, layer.qkv_bias)

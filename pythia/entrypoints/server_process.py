@@ -1,4 +1,4 @@
-"""Starts a real Pythia server (subprocess, free loopback port) for live tests."""
+"""Starts a real Pythia server as a subprocess on a free loopback port (tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -21,17 +20,16 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, *flags: str, api_key: str | None = None) -> None:
+    def __init__(self, *flags: str, api_key: str | None = None, log_path: str | Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_key = api_key
         cmd = [sys.executable, "-m", "pythia.launch_server", "--port", str(self.port), "--log-level", "warning", *flags]
         if api_key:
             cmd += ["--api-key", api_key]
-        self.log = open(ROOT / "build" / f"server-{self.port}.log", "w") if (ROOT / "build").is_dir() else None
+        self.log = open(log_path, "w") if log_path else None
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log or subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self.wait_ready()
 
     @property

@@ -1,0 +1,134 @@
+"""Per-config metrics (WORKLOADS.md), the markdown report and the plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from harness.replay import CallRecord, JobRecord
+
+
+def summarize(calls: list[CallRecord], jobs: list[JobRecord], server_stats: dict) -> dict[str, float]:
+    jct = np.array([j.jct_s for j in jobs])
+    ttft = np.array([c.first_token_s - c.ready_s for c in calls])
+    tpot = np.array([(c.finished_s - c.first_token_s) / (c.completion_tokens - 1)
+                     for c in calls if c.completion_tokens > 1])
+    start = min(j.arrival_s for j in jobs)
+    end = max(j.finished_s for j in jobs)
+    output_tokens = sum(c.completion_tokens for c in calls)
+    prompt_tokens = sum(c.prompt_tokens for c in calls)
+    return {
+        "jobs": len(jobs),
+        "calls": len(calls),
+        "jct_mean_s": float(jct.mean()),
+        "jct_p95_s": float(np.percentile(jct, 95)),
+        "ttft_mean_s": float(ttft.mean()),
+        "ttft_p95_s": float(np.percentile(ttft, 95)),
+        "tpot_mean_s": float(tpot.mean()) if len(tpot) else 0.0,
+        "tpot_p95_s": float(np.percentile(tpot, 95)) if len(tpot) else 0.0,
+        "throughput_tok_s": output_tokens / (end - start),
+        "jobs_per_min": 60 * len(jobs) / (end - start),
+        "hit_rate": sum(c.cached_tokens for c in calls) / max(prompt_tokens, 1),
+        "preemptions": server_stats.get("num_preemptions", 0),
+        "evicted_pages": server_stats.get("num_evicted_pages", 0),
+    }
+
+
+def median_over_repeats(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+
+
+def write_records(out: Path, config: str, repeat: int, calls: list[CallRecord], jobs: list[JobRecord]) -> None:
+    with open(out / "calls.jsonl", "a") as f:
+        for c in calls:
+            f.write(json.dumps({"config": config, "repeat": repeat, **asdict(c)}) + "\n")
+    with open(out / "jobs.jsonl", "a") as f:
+        for j in jobs:
+            f.write(json.dumps({"config": config, "repeat": repeat, **asdict(j), "jct_s": j.jct_s}) + "\n")
+
+
+ROWS = [("mean JCT (s)", "jct_mean_s", False), ("P95 JCT (s)", "jct_p95_s", False),
+        ("throughput (out tok/s)", "throughput_tok_s", True), ("jobs/min", "jobs_per_min", True),
+        ("mean TTFT (s)", "ttft_mean_s", False), ("P95 TTFT (s)", "ttft_p95_s", False),
+        ("mean TPOT (s)", "tpot_mean_s", False), ("prefix hit rate", "hit_rate", True),
+        ("preemptions", "preemptions", False), ("evicted pages", "evicted_pages", False)]
+
+
+def markdown(title: str, command: str, summaries: dict[str, dict[str, float]], plots: list[str]) -> str:
+    configs = list(summaries)
+    base = summaries[configs[0]]
+    lines = [f"# {title}", "", f"Command: `{command}`", "",
+             "| metric | " + " | ".join(configs) + " |", "|---" * (len(configs) + 1) + "|"]
+    for label, key, _ in ROWS:
+        cells = []
+        for c in configs:
+            value = summaries[c][key]
+            cell = f"{value:.3f}" if isinstance(value, float) and key != "preemptions" else f"{value:g}"
+            if c != configs[0] and key in ("jct_mean_s", "jct_p95_s", "throughput_tok_s") and base[key] and value:
+                ratio = base[key] / value if key.startswith("jct") else value / base[key]
+                cell += f" ({ratio:.2f}x)"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"Ratios in parentheses are against `{configs[0]}` (higher is better for that config).", ""]
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def plot(out: Path, per_config: dict[str, tuple[list[CallRecord], list[JobRecord]]]) -> list[str]:
+    """JCT CDF per config, throughput over time, a Gantt timeline of the first config's jobs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for config, (_, jobs) in per_config.items():
+        jct = np.sort([j.jct_s for j in jobs])
+        ax.plot(jct, np.arange(1, len(jct) + 1) / len(jct), label=config)
+    ax.set_xlabel("job completion time (s)")
+    ax.set_ylabel("fraction of jobs")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "jct_cdf.png", dpi=120)
+    names.append("jct_cdf.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for config, (calls, _) in per_config.items():
+        end = max(c.finished_s for c in calls)
+        bins = np.arange(0, end + 10, 10)
+        tokens, _ = np.histogram([c.finished_s for c in calls], bins=bins,
+                                 weights=[c.completion_tokens for c in calls])
+        ax.step(bins[:-1], tokens / 10, where="post", label=config)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("output tokens/s (10 s bins, by call finish)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=120)
+    names.append("throughput.png")
+    plt.close(fig)
+
+    config, (calls, jobs) = next(iter(per_config.items()))
+    order = {j.job: i for i, j in enumerate(sorted(jobs, key=lambda j: j.arrival_s))}
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.25 * len(order))))
+    agents = sorted({c.agent for c in calls})
+    colors = {a: plt.cm.tab10(i % 10) for i, a in enumerate(agents)}
+    for c in calls:
+        ax.barh(order[c.job], c.finished_s - c.ready_s, left=c.ready_s, color=colors[c.agent], height=0.6)
+    for a in agents:
+        ax.barh([], [], color=colors[a], label=a)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("job (by arrival)")
+    ax.set_title(f"calls over time, {config}")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out / "gantt.png", dpi=120)
+    names.append("gantt.png")
+    plt.close(fig)
+    return names

@@ -1,0 +1,163 @@
+"""Side-by-side comparison of server configurations on an agent workload.
+
+    python benchmarks/run.py --workload coding-agent --scale cpu --configs vllm,sglang \\
+        --repeats 2 --model tiny --out benchmarks/out/coding-agent
+
+For each repeat, each config in turn (alternating, to spread the machine's noise): start a
+server with that config's flags, wait for health, replay the workload over HTTP with real
+concurrency, record every call and job, stop the server. Then a markdown report with ratios
+against the first config, PNG plots, and one `RESULT jct_ratio <config> <ratio>` line per
+non-first config (first config's mean JCT / this config's; above 1 means faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tqdm import tqdm  # noqa: E402
+
+from harness.configs import server_flags  # noqa: E402
+from harness.replay import Replayer  # noqa: E402
+from harness.report import markdown, median_over_repeats, plot, summarize, write_records  # noqa: E402
+from pythia.entrypoints.server_process import LiveServer  # noqa: E402
+from workloads import GENERATORS, save_workload  # noqa: E402
+
+
+def model_flags(model: str) -> list[str]:
+    if model == "default":
+        return []
+    if model == "tiny":
+        from pythia.models.tiny_model import tiny_model_path
+
+        return ["--model-path", str(tiny_model_path()), "--served-model-name", "tiny-llama"]
+    return ["--model-path", model]
+
+
+def make_workload(args: argparse.Namespace, rate: float | None = None):
+    kwargs = {"scale": args.scale, "seed": args.seed}
+    if args.num_jobs is not None:
+        kwargs["num_jobs"] = args.num_jobs
+    if rate is not None or args.rate is not None:
+        kwargs["rate"] = rate if rate is not None else args.rate
+    return GENERATORS[args.workload](**kwargs)
+
+
+def run_once(config: str, workload, args: argparse.Namespace, out: Path, repeat: int, tag: str = ""):
+    flags = server_flags(config) + model_flags(args.model) + shlex.split(args.server_args)
+    server = LiveServer(*flags, log_path=out / f"server-{config}{tag}-{repeat}.log")
+    try:
+        vocab = server.get("/get_model_info").json()["vocab_size"]
+        bar = tqdm(total=workload.num_calls, desc=f"{config}{tag} #{repeat}", unit="call", leave=False,
+                   disable=args.no_progress)
+        replayer = Replayer(server.url, workload, vocab, tagged=not args.untagged, on_call_done=lambda: bar.update())
+        asyncio.run(replayer.run())
+        bar.close()
+        stats = server.stats()
+        server.assert_no_leaks()
+    finally:
+        server.stop()
+    return replayer.calls, replayer.jobs, stats
+
+
+def compare(args: argparse.Namespace, configs: list[str], workload, out: Path, tag: str = "") -> dict:
+    runs: dict[str, list[dict]] = {c: [] for c in configs}
+    first_records = {}
+    for repeat in range(args.repeats):
+        for config in configs:
+            calls, jobs, stats = run_once(config, workload, args, out, repeat, tag)
+            write_records(out, config + tag, repeat, calls, jobs)
+            runs[config].append(summarize(calls, jobs, stats))
+            first_records.setdefault(config, (calls, jobs))
+            s = runs[config][-1]
+            print(f"{config}{tag} #{repeat}: mean JCT {s['jct_mean_s']:.2f}s, P95 {s['jct_p95_s']:.2f}s, "
+                  f"{s['throughput_tok_s']:.1f} tok/s, hit {s['hit_rate']:.1%}", flush=True)
+    summaries = {c: median_over_repeats(r) for c, r in runs.items()}
+    return {"summaries": summaries, "records": first_records}
+
+
+def default_rate(args: argparse.Namespace) -> float:
+    rate = inspect.signature(GENERATORS[args.workload]).parameters["rate"].default
+    return args.rate or rate or 1.0
+
+
+def sweep(args: argparse.Namespace, out: Path) -> float:
+    """Peak concurrency (WORKLOADS.md): the arrival rate where the first config's P95 JCT is
+    about 3x its unloaded JCT (its mean JCT at a quarter of the starting rate)."""
+    config = args.configs.split(",")[0]
+    rate = default_rate(args)
+    calls, jobs, _ = run_once(config, make_workload(args, rate / 4), args, out, 0, "-unloaded")
+    unloaded = summarize(calls, jobs, {})["jct_mean_s"]
+    for _ in range(8):
+        calls, jobs, _ = run_once(config, make_workload(args, rate), args, out, 0, f"-sweep{rate:.3f}")
+        p95 = summarize(calls, jobs, {})["jct_p95_s"]
+        print(f"sweep: {rate:.3f} jobs/s -> P95 JCT {p95:.2f}s ({p95 / unloaded:.1f}x unloaded)", flush=True)
+        if p95 >= 3 * unloaded:
+            break
+        rate *= 1.5
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workload", required=True, choices=sorted(GENERATORS))
+    parser.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "gpu"])
+    parser.add_argument("--configs", default="vllm,sglang", help="comma-separated; the first is the baseline")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--model", default="tiny", help="tiny, default (SmolLM2) or a checkpoint path")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-jobs", type=int, default=None)
+    parser.add_argument("--rate", type=float, default=None, help="job arrivals per second")
+    parser.add_argument("--untagged", action="store_true", help="replay without workflow metadata")
+    parser.add_argument("--sweep", action="store_true", help="find peak concurrency, then compare there and at half")
+    parser.add_argument("--server-args", default="", help="extra flags for every server")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+
+    configs = args.configs.split(",")
+    try:
+        for c in configs:
+            server_flags(c)
+    except ValueError as e:
+        sys.exit(str(e))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("calls.jsonl", "jobs.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    rates = [args.rate]
+    if args.sweep:
+        peak = sweep(args, out)
+        print(f"peak concurrency: {peak:.3f} jobs/s", flush=True)
+        rates = [peak, peak / 2]
+    sections, headline = [], None
+    for i, rate in enumerate(rates):
+        workload = make_workload(args, rate)
+        tag = f"-rate{rate:.3f}" if args.sweep else ""
+        save_workload(workload, out / f"workload{tag}.jsonl")
+        result = compare(args, configs, workload, out, tag)
+        plots = plot(out, result["records"]) if i == 0 else []
+        title = (f"{args.workload} ({args.scale} scale, {len(workload.jobs)} jobs, {workload.num_calls} calls, "
+                 f"{'untagged' if args.untagged else 'tagged'}, model {args.model}"
+                 + (f", {rate:.3f} jobs/s" if rate else "") + ")")
+        sections.append(markdown(title, command, result["summaries"], plots))
+        (out / f"summary{tag}.json").write_text(json.dumps(result["summaries"], indent=2))
+        headline = headline or result["summaries"]
+    (out / "report.md").write_text("\n".join(sections))
+    print(f"report: {out / 'report.md'}")
+    base = headline[configs[0]]["jct_mean_s"]
+    for c in configs[1:]:
+        print(f"RESULT jct_ratio {c} {base / headline[c]['jct_mean_s']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

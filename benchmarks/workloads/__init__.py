@@ -1,0 +1,23 @@
+"""Seeded agent-workload generators (WORKLOADS.md) and public-trace loaders, one module each.
+
+A workload is a list of jobs; a job is a graph of LLM calls (see `model.py`). Every generator
+takes (scale, seed, num_jobs) and returns the same jobs for the same arguments.
+"""
+
+from __future__ import annotations
+
+from workloads.coding_agent import coding_agent
+from workloads.model import Call, Job, Scale, Workload, load_workload, save_workload
+from workloads.mooncake import mooncake_conversation, mooncake_synthetic
+from workloads.multi_agent import long_context_mix, multi_agent_dag, peer
+
+GENERATORS = {
+    "coding-agent": coding_agent,
+    "multi-agent-dag": multi_agent_dag,
+    "peer": peer,
+    "long-context-mix": long_context_mix,
+    "mooncake-conversation": mooncake_conversation,
+    "mooncake-synthetic": mooncake_synthetic,
+}
+
+__all__ = ["GENERATORS", "Call", "Job", "Scale", "Workload", "load_workload", "save_workload"]

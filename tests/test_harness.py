@@ -1,0 +1,87 @@
+"""The replay harness against a live tiny-model server: it completes, and its accounting holds."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from harness.configs import server_flags  # noqa: E402
+from harness.replay import Replayer  # noqa: E402
+from harness.report import summarize  # noqa: E402
+from pythia.entrypoints.server_process import LiveServer  # noqa: E402
+from workloads import GENERATORS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tmp_path_factory):
+    from pythia.models.tiny_model import tiny_model_path
+
+    live = LiveServer("--model-path", str(tiny_model_path()), *server_flags("sglang"),
+                      log_path=tmp_path_factory.mktemp("tiny") / "server.log")
+    yield live
+    try:
+        live.assert_no_leaks()
+    finally:
+        live.stop()
+
+
+def test_replay_honours_dependencies_gaps_and_arrivals(tiny_server):
+    workload = GENERATORS["multi-agent-dag"](scale="tiny", seed=0, num_jobs=4, rate=2.0)
+    vocab = tiny_server.get("/get_model_info").json()["vocab_size"]
+    replayer = Replayer(tiny_server.url, workload, vocab)
+    asyncio.run(replayer.run())
+    assert len(replayer.jobs) == 4 and len(replayer.calls) == workload.num_calls
+    by_call = {(c.job, c.call): c for c in replayer.calls}
+    for job in workload.jobs:
+        record = next(r for r in replayer.jobs if r.job == job.id)
+        calls = [by_call[job.id, c.id] for c in job.calls]
+        # JCT runs from the job's arrival to its last call's finish.
+        assert record.finished_s == max(c.finished_s for c in calls)
+        assert record.jct_s == pytest.approx(record.finished_s - job.arrival_s)
+        assert calls[0].ready_s >= job.arrival_s - 0.01
+        for spec, call in zip(job.calls, calls):
+            deps = [by_call[job.id, d] for d in spec.all_deps()]
+            assert all(call.ready_s >= d.finished_s + spec.gap_s - 0.01 for d in deps), spec.id
+            assert call.ready_s <= call.first_token_s <= call.finished_s
+            assert call.completion_tokens == spec.output_tokens
+    summary = summarize(replayer.calls, replayer.jobs, tiny_server.stats())
+    assert summary["hit_rate"] > 0, "agents share system prompts across jobs"
+    assert summary["jct_p95_s"] >= summary["jct_mean_s"] * 0.5
+
+
+def test_workflow_tags_are_sent_unless_untagged(tiny_server):
+    workload = GENERATORS["peer"](scale="tiny", seed=1, num_jobs=2, rate=5.0)
+    vocab = tiny_server.get("/get_model_info").json()["vocab_size"]
+    before = tiny_server.stats()["workflow_jobs_seen"]
+    asyncio.run(Replayer(tiny_server.url, workload, vocab, tagged=False).run())
+    assert tiny_server.stats()["workflow_jobs_seen"] == before
+    asyncio.run(Replayer(tiny_server.url, workload, vocab, tagged=True).run())
+    assert tiny_server.stats()["workflow_jobs_seen"] == before + 2
+
+
+def test_run_py_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(BENCH / "run.py"), "--workload", "peer", "--scale", "tiny", "--num-jobs", "3",
+           "--rate", "5", "--configs", "vllm,sglang", "--model", "tiny", "--out", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "RESULT jct_ratio sglang" in proc.stdout
+    report = (out / "report.md").read_text()
+    assert "| mean JCT (s) |" in report and "jct_cdf.png" in report
+    for name in ("jct_cdf.png", "throughput.png", "gantt.png", "calls.jsonl", "jobs.jsonl", "workload.jsonl"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_a_config_that_does_not_exist_yet_is_an_error(tmp_path):
+    cmd = [sys.executable, str(BENCH / "run.py"), "--workload", "peer", "--configs", "vllm,pythia",
+           "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "config 'pythia' does not exist yet" in proc.stderr
