@@ -59,11 +59,12 @@ def test_replay_honours_dependencies_gaps_and_arrivals(tiny_server):
 def test_workflow_tags_are_sent_unless_untagged(tiny_server):
     workload = GENERATORS["peer"](scale="tiny", seed=1, num_jobs=2, rate=5.0)
     vocab = tiny_server.get("/get_model_info").json()["vocab_size"]
-    before = tiny_server.stats()["workflow_jobs_seen"]
+    keys = ("workflow_types_seen", "workflow_jobs_seen", "workflow_agents_seen")
+    before = {k: tiny_server.stats()[k] for k in keys}
     asyncio.run(Replayer(tiny_server.url, workload, vocab, tagged=False).run())
-    assert tiny_server.stats()["workflow_jobs_seen"] == before
+    assert {k: tiny_server.stats()[k] for k in keys} == before
     asyncio.run(Replayer(tiny_server.url, workload, vocab, tagged=True).run())
-    assert tiny_server.stats()["workflow_jobs_seen"] == before + 2
+    assert tiny_server.stats()["workflow_types_seen"] == before["workflow_types_seen"] + 1  # "peer" is new here
 
 
 def test_run_py_end_to_end(tmp_path):
