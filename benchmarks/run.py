@@ -61,9 +61,10 @@ def run_once(config: str, workload, args: argparse.Namespace, out: Path, repeat:
         asyncio.run(replayer.run())
         bar.close()
         stats = server.stats()
-        server.assert_no_leaks()
-    finally:
+    except BaseException:
         server.stop()
+        raise
+    server.close()
     return replayer.calls, replayer.jobs, stats
 
 
@@ -100,8 +101,12 @@ def sweep(args: argparse.Namespace, out: Path) -> float:
         p95 = summarize(calls, jobs, {})["jct_p95_s"]
         print(f"sweep: {rate:.3f} jobs/s -> P95 JCT {p95:.2f}s ({p95 / unloaded:.1f}x unloaded)", flush=True)
         if p95 >= 3 * unloaded:
-            break
+            print(f"peak concurrency: {rate:.3f} jobs/s", flush=True)
+            return rate
         rate *= 1.5
+    rate /= 1.5
+    print(f"peak concurrency not reached (more jobs would load the server longer); using {rate:.3f} jobs/s",
+          flush=True)
     return rate
 
 
@@ -137,7 +142,6 @@ def main() -> None:
     rates = [args.rate]
     if args.sweep:
         peak = sweep(args, out)
-        print(f"peak concurrency: {peak:.3f} jobs/s", flush=True)
         rates = [peak, peak / 2]
     sections, headline = [], None
     for i, rate in enumerate(rates):

@@ -40,7 +40,8 @@ def launch(args: ServerArgs) -> None:
     app = create_app(ServerState(args, frontend, engine))
     logger.info("serving %s on http://%s:%d", payload["served_model_name"], args.host, args.port)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=5)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=5,
+                    timeout_graceful_shutdown=5)
     finally:
         engine.terminate()
 

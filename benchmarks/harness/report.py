@@ -66,7 +66,7 @@ def markdown(title: str, command: str, summaries: dict[str, dict[str, float]], p
         cells = []
         for c in configs:
             value = summaries[c][key]
-            cell = f"{value:.3f}" if isinstance(value, float) and key != "preemptions" else f"{value:g}"
+            cell = f"{value:g}" if key in ("preemptions", "evicted_pages") else f"{value:.3f}"
             if c != configs[0] and key in ("jct_mean_s", "jct_p95_s", "throughput_tok_s") and base[key] and value:
                 ratio = base[key] / value if key.startswith("jct") else value / base[key]
                 cell += f" ({ratio:.2f}x)"
@@ -84,19 +84,23 @@ def plot(out: Path, per_config: dict[str, tuple[list[CallRecord], list[JobRecord
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def save(fig, ax, name: str, xlabel: str, ylabel: str) -> str:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if ax.get_legend() is None:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        return name
+
     names = []
     fig, ax = plt.subplots(figsize=(6, 4))
     for config, (_, jobs) in per_config.items():
         jct = np.sort([j.jct_s for j in jobs])
         ax.plot(jct, np.arange(1, len(jct) + 1) / len(jct), label=config)
-    ax.set_xlabel("job completion time (s)")
-    ax.set_ylabel("fraction of jobs")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "jct_cdf.png", dpi=120)
-    names.append("jct_cdf.png")
-    plt.close(fig)
+    names.append(save(fig, ax, "jct_cdf.png", "job completion time (s)", "fraction of jobs"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for config, (calls, _) in per_config.items():
@@ -105,14 +109,7 @@ def plot(out: Path, per_config: dict[str, tuple[list[CallRecord], list[JobRecord
         tokens, _ = np.histogram([c.finished_s for c in calls], bins=bins,
                                  weights=[c.completion_tokens for c in calls])
         ax.step(bins[:-1], tokens / 10, where="post", label=config)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("output tokens/s (10 s bins, by call finish)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=120)
-    names.append("throughput.png")
-    plt.close(fig)
+    names.append(save(fig, ax, "throughput.png", "time (s)", "output tokens/s (10 s bins, by call finish)"))
 
     config, (calls, jobs) = next(iter(per_config.items()))
     order = {j.job: i for i, j in enumerate(sorted(jobs, key=lambda j: j.arrival_s))}
@@ -121,14 +118,9 @@ def plot(out: Path, per_config: dict[str, tuple[list[CallRecord], list[JobRecord
     colors = {a: plt.cm.tab10(i % 10) for i, a in enumerate(agents)}
     for c in calls:
         ax.barh(order[c.job], c.finished_s - c.ready_s, left=c.ready_s, color=colors[c.agent], height=0.6)
-    for a in agents:
-        ax.barh([], [], color=colors[a], label=a)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("job (by arrival)")
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=colors[a], label=a) for a in agents], fontsize=7)
     ax.set_title(f"calls over time, {config}")
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(out / "gantt.png", dpi=120)
-    names.append("gantt.png")
-    plt.close(fig)
+    names.append(save(fig, ax, "gantt.png", "time (s)", "job (by arrival)"))
     return names

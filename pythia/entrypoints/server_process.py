@@ -72,6 +72,13 @@ class LiveServer:
         reply = self.get("/check_integrity")
         assert reply.status_code == 200 and reply.json() == {"ok": True}, reply.text
 
+    def close(self) -> None:
+        """Stops the server after checking that it leaked no KV pages."""
+        try:
+            self.assert_no_leaks()
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

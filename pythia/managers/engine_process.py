@@ -6,8 +6,11 @@ aborts while a long prefill runs (one forward pass holds this process for its wh
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
+import sys
 import traceback
 from typing import Any
 
@@ -20,8 +23,17 @@ from pythia.server_args import ServerArgs
 logger = logging.getLogger(__name__)
 
 
+def die_with_parent() -> None:
+    """Asks Linux to kill this process when its parent dies, however the parent dies (a
+    SIGKILLed server must not leave an engine holding gigabytes of KV pool behind)."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def run_engine_process(args: ServerArgs, requests_addr: str, outputs_addr: str, ready: Any) -> None:
     """Entry point of the engine process. Sends ("ready", info) or ("error", message) on `ready`."""
+    die_with_parent()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s engine %(levelname)s %(message)s")
     try:
         import torch
