@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from pythia.entrypoints import openai_api, sglang_api
+from pythia.entrypoints import openai_api, sglang_api, workflow_api
 from pythia.entrypoints.errors import HTTPError, http_error_handler
 from pythia.entrypoints.server_state import ServerState
 
@@ -21,6 +21,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.pythia = state
     app.include_router(sglang_api.router)
     app.include_router(openai_api.router)
+    app.include_router(workflow_api.router)
     app.add_exception_handler(HTTPError, http_error_handler)
 
     @app.exception_handler(RequestValidationError)

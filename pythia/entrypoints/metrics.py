@@ -50,7 +50,7 @@ class Metrics:
                 self.tpot.observe((now - result.first_token_at) / (out.completion_tokens - 1))
 
     async def render(self) -> bytes:
-        reply = await self.frontend.control("stats", timeout=10)
+        reply = await self.frontend.control("stats", timeout=10.0)
         stats = reply.payload
         self.waiting.set(stats.get("num_waiting", 0))
         self.running.set(stats.get("num_running", 0))

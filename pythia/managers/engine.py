@@ -24,6 +24,7 @@ from pythia.model_executor.sampler import SampleRow, sample
 from pythia.models.llama import LlamaForCausalLM
 from pythia.models.model_config import load_model_config
 from pythia.server_args import ServerArgs
+from pythia.workflow.profiler import WorkflowProfiler
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Engine:
         self.next_core_id = 0
         self.tag_ids: dict[str, dict[str, int]] = {"type": {}, "job": {}, "agent": {}}
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "requests_finished": 0}
+        self.profiler = WorkflowProfiler()
 
     # ---------------------------------------------------------------- requests
 
@@ -141,7 +143,12 @@ class Engine:
         self.requests[state.core_id] = state
         self.by_rid[req.rid] = state
         self.counters["prompt_tokens"] += len(req.input_ids)
+        self.profiler.on_request(wf.type, wf.id, wf.agent, len(req.input_ids), time.time())
         return None
+
+    def _finished(self, state: RequestState) -> None:
+        wf = state.req.workflow
+        self.profiler.on_finish(wf.type, wf.id, wf.agent, len(state.output_ids), time.time())
 
     def validate(self, req: GenerateRequest) -> None:
         n = len(req.input_ids)
@@ -167,6 +174,7 @@ class Engine:
             return None
         self.core.abort(state.core_id)
         del self.requests[state.core_id]
+        self._finished(state)
         state.finish_reason = {"type": "abort", "message": "aborted"}
         return state.take_output(finished=True)
 
@@ -224,6 +232,7 @@ class Engine:
                 self.requests.pop(st.core_id, None)
                 self.by_rid.pop(st.req.rid, None)
                 self.counters["requests_finished"] += 1
+                self._finished(st)
                 outputs.append(st.take_output(finished=True))
             elif st.req.stream and st.pending_ids:
                 outputs.append(st.take_output(finished=False))
@@ -294,6 +303,25 @@ class Engine:
 
     def check_integrity(self) -> None:
         self.core.check_integrity()
+
+    def workflow_control(self, kind: str, payload: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Registry and profile requests from the workflow routes: (ok, reply payload)."""
+        profiler = self.profiler
+        if kind == "workflow_register":
+            profiler.register(payload["topology"])
+            return True, {"type": payload["topology"].type}
+        if kind == "workflow_list":
+            return True, {"workflows": [{"type": t, "registered": p.topology is not None, "jobs_seen": p.jobs_seen}
+                                        for t, p in sorted(profiler.types.items())]}
+        if kind == "workflow_get":
+            if payload["type"] not in profiler.types:
+                return False, {"error": f"unknown workflow type {payload['type']!r}"}
+            return True, profiler.describe(payload["type"])
+        if kind == "workflow_end_job":
+            if not profiler.end_job(payload["job"]):
+                return False, {"error": f"unknown or already ended job {payload['job']!r}"}
+            return True, {"job": payload["job"], "ended": True}
+        return False, {"error": f"unknown workflow request {kind}"}
 
 
 def _top_k(logprobs: torch.Tensor, k: int) -> list[list[tuple[float, int]]]:

@@ -102,6 +102,8 @@ class EngineLoop:
             if msg.kind == "check_integrity":
                 engine.check_integrity()
                 return ControlReply(msg.token, True, {})
+            if msg.kind.startswith("workflow_"):
+                return ControlReply(msg.token, *engine.workflow_control(msg.kind, msg.payload))
             return ControlReply(msg.token, False, {"error": f"unknown control request {msg.kind}"})
         except Exception as e:
             return ControlReply(msg.token, False, {"error": str(e)})

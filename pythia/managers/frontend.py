@@ -90,11 +90,11 @@ class Frontend:
     async def abort(self, rid: str) -> None:
         await self.to_engine.send_pyobj(AbortRequest(rid))
 
-    async def control(self, kind: str, timeout: float = 60.0) -> ControlReply:
+    async def control(self, kind: str, payload: dict[str, Any] | None = None, timeout: float = 60.0) -> ControlReply:
         token = next(self.control_tokens)
         waiter: asyncio.Future[ControlReply] = asyncio.get_running_loop().create_future()
         self.control_waiters[token] = waiter
-        await self.to_engine.send_pyobj(ControlRequest(kind, token))
+        await self.to_engine.send_pyobj(ControlRequest(kind, token, payload or {}))
         try:
             return await asyncio.wait_for(waiter, timeout)
         finally:

@@ -38,10 +38,12 @@ class AbortRequest:
 
 @dataclass
 class ControlRequest:
-    """flush_cache | stats | check_integrity; answered by a ControlReply with the same token."""
+    """flush_cache | stats | check_integrity | workflow_register | workflow_list | workflow_get |
+    workflow_end_job; answered by a ControlReply with the same token."""
 
     kind: str
     token: int
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

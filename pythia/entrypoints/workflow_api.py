@@ -1,0 +1,44 @@
+"""Workflow routes (ARCHITECTURE.md §1): register a topology, read the learned profile, end a job."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
+from pythia.entrypoints.sglang_api import state_of
+from pythia.workflow.registry import parse_topology
+
+router = APIRouter(prefix="/v1/workflows")
+
+
+async def _ask(request: Request, kind: str, payload: dict, missing_status: int = 404) -> dict:
+    reply = await state_of(request).frontend.control(kind, payload)
+    if not reply.ok:
+        raise HTTPError(missing_status, reply.payload.get("error", "failed"))
+    return reply.payload
+
+
+@router.post("")
+async def register(request: Request):
+    body = await read_json_object(request)
+    try:
+        topology = parse_topology(body)
+    except ValueError as e:
+        raise bad_request(str(e)) from None
+    await _ask(request, "workflow_register", {"topology": topology}, 500)
+    return {"type": topology.type, "registered": True, "topology": topology.to_json()}
+
+
+@router.get("")
+async def list_workflows(request: Request):
+    return await _ask(request, "workflow_list", {}, 500)
+
+
+@router.get("/{wf_type}")
+async def get_workflow(request: Request, wf_type: str):
+    return await _ask(request, "workflow_get", {"type": wf_type})
+
+
+@router.post("/jobs/{job_id}/end")
+async def end_job(request: Request, job_id: str):
+    return await _ask(request, "workflow_end_job", {"job": job_id})

@@ -1,0 +1,1 @@
+"""Workflow semantics: registered topologies and the online profiler that learns from requests."""

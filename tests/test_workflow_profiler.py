@@ -1,0 +1,85 @@
+"""Topology validation and the online profiler's learned automaton and statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pythia.workflow.profiler import END, START, WorkflowProfiler
+from pythia.workflow.registry import parse_topology
+
+TRUTH = {START: {"planner": 1.0}, "planner": {"coder": 0.7, "reviewer": 0.3}, "coder": {"reviewer": 1.0},
+         "reviewer": {"coder": 0.4, END: 0.6}}
+
+
+def simulate(profiler: WorkflowProfiler, jobs: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    t = 0.0
+    for j in range(jobs):
+        state, prompt = START, 100
+        while True:
+            options = TRUTH[state]
+            state = str(rng.choice(list(options), p=list(options.values())))
+            if state == END:
+                profiler.end_job(f"job-{j}")
+                break
+            profiler.on_request("review", f"job-{j}", state, prompt, t)
+            out = {"planner": 50, "coder": 200, "reviewer": 30}[state]
+            t += 1.0
+            profiler.on_finish("review", f"job-{j}", state, out, t)
+            prompt += out + 10
+            t += 0.5  # tool gap
+
+
+def test_learned_transitions_converge_to_the_truth():
+    profiler = WorkflowProfiler()
+    simulate(profiler, 200)
+    learned = profiler.describe("review")["transitions"]
+    for src, row in TRUTH.items():
+        for dst, p in row.items():
+            assert abs(learned[src].get(dst, 0.0) - p) <= 0.05, (src, dst, learned[src])
+
+
+def test_statistics_and_predictions():
+    profiler = WorkflowProfiler()
+    simulate(profiler, 100)
+    info = profiler.describe("review")
+    assert info["jobs_seen"] == 100 and info["live_jobs"] == 0
+    assert info["agents"]["coder"]["output_tokens"]["p99"] == pytest.approx(200)
+    assert info["agents"]["planner"]["gap_after_s"]["median"] == pytest.approx(0.5)
+    assert profiler.p99_output_tokens("review", "reviewer") == pytest.approx(30)
+    # From the truth: planner once, reviewer 1/0.6 times, coder 0.7 + 0.4 * 1/0.6 times: 4.03 calls.
+    assert info["expected_calls_per_job"] == pytest.approx(1 + 1 / 0.6 + 0.7 + 0.4 / 0.6, rel=0.1)
+
+
+def test_remaining_calls_of_a_registered_chain_before_any_traffic():
+    profiler = WorkflowProfiler()
+    profiler.register(parse_topology({"type": "chain", "agents": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+                                      "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]}))
+    profiler.on_request("chain", "j1", "a", 10, 0.0)
+    assert profiler.remaining_calls("j1") == pytest.approx(2.0)
+    profiler.on_finish("chain", "j1", "a", 5, 1.0)
+    profiler.on_request("chain", "j1", "b", 20, 2.0)
+    assert profiler.remaining_calls("j1") == pytest.approx(1.0)
+    assert profiler.end_job("j1") and not profiler.end_job("j1")
+    assert profiler.remaining_calls("j1") == 0.0
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"agents": [{"name": "a"}]}, "type is required"),
+    ({"type": "t", "agents": [{"name": "a"}, {"name": "a"}]}, "duplicate agent name(s): a"),
+    ({"type": "t", "agents": [{"name": "a"}], "edges": [{"from": "a", "to": "b"}]}, "unknown agent 'b'"),
+    ({"type": "t", "agents": [{"name": "a"}, {"name": "b"}],
+      "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}]}, "unbounded cycle a -> b -> a"),
+    ({"type": "t", "agents": [{"name": "a", "output_tokens": "many"}]}, "wrong type"),
+    ({"type": "t", "agents": [{"name": "a"}], "edges": [{"from": "a", "to": "a", "max_repeats": 0}]}, "max_repeats"),
+])
+def test_invalid_topologies_are_rejected_by_name(body, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_topology(body)
+
+
+def test_bounded_loops_are_accepted():
+    topo = parse_topology({"type": "t", "agents": [{"name": "a"}, {"name": "b"}],
+                           "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a", "max_repeats": 3}]})
+    assert topo.to_json()["edges"][1] == {"from": "b", "to": "a", "max_repeats": 3}
