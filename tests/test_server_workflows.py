@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 TOPOLOGY = {
-    "type": "code-review",
+    "type": "review-loop",
     "agents": [{"name": "planner", "system_prompt": "You plan.", "output_tokens": 4},
                {"name": "coder", "tools": ["run_tests"]}, {"name": "reviewer", "long_context": True}],
     "edges": [{"from": "planner", "to": "coder"}, {"from": "coder", "to": "reviewer"},
@@ -13,7 +13,7 @@ TOPOLOGY = {
 
 def call(server, job: str, agent: str) -> None:
     r = server.post("/generate", json={"text": f"{agent} step for {job}", "sampling_params": {"max_new_tokens": 2},
-                                       "workflow": {"type": "code-review", "id": job, "agent": agent}})
+                                       "workflow": {"type": "review-loop", "id": job, "agent": agent}})
     assert r.status_code == 200, r.text
 
 
@@ -25,7 +25,7 @@ def test_register_run_and_read_the_learned_profile(server):
         for agent in ["planner", "coder", "reviewer"] + (["coder", "reviewer"] if i == 0 else []):
             call(server, job, agent)
         assert server.post(f"/v1/workflows/jobs/{job}/end").json() == {"job": job, "ended": True}
-    profile = server.get("/v1/workflows/code-review").json()
+    profile = server.get("/v1/workflows/review-loop").json()
     assert profile["registered"]["edges"][2]["max_repeats"] == 2
     assert profile["jobs_seen"] == 3 and profile["live_jobs"] == 0
     counts = profile["transition_counts"]
@@ -36,7 +36,7 @@ def test_register_run_and_read_the_learned_profile(server):
     assert profile["agents"]["coder"]["calls"] == 4
     assert profile["agents"]["coder"]["output_tokens"]["p99"] == 2
     listed = server.get("/v1/workflows").json()["workflows"]
-    assert {"type": "code-review", "registered": True, "jobs_seen": 3} in listed
+    assert {"type": "review-loop", "registered": True, "jobs_seen": 3} in listed
 
 
 def test_invalid_topology_is_a_400_naming_the_problem(server):
