@@ -16,8 +16,9 @@ std::string joined(const std::vector<std::string>& names) {
 }  // namespace
 
 void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
-                                             const RadixTree& tree) const {
+                                             const SchedulingContext& ctx) const {
   if (waiting.size() > fallback_queue_len_) return;
+  const RadixTree& tree = ctx.tree();
   std::vector<std::pair<int32_t, Request*>> keyed;
   keyed.reserve(waiting.size());
   for (Request* req : waiting) {
@@ -30,12 +31,22 @@ void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
   for (size_t i = 0; i < keyed.size(); ++i) waiting[i] = keyed[i].second;
 }
 
-std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm"}; }
+void PlasPolicy::order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const {
+  std::vector<std::pair<int64_t, Request*>> keyed;
+  keyed.reserve(waiting.size());
+  for (Request* req : waiting) keyed.emplace_back(ctx.attained_service(*req), req);
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < keyed.size(); ++i) waiting[i] = keyed[i].second;
+}
+
+std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm", "plas"}; }
 
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
                                                      size_t lpm_fallback_queue_len) {
   if (name == "fcfs") return std::make_unique<FcfsPolicy>();
   if (name == "lpm") return std::make_unique<LongestPrefixMatchPolicy>(lpm_fallback_queue_len);
+  if (name == "plas") return std::make_unique<PlasPolicy>();
   throw std::invalid_argument("unknown schedule policy '" + name + "' (known: " +
                               joined(schedule_policy_names()) + ")");
 }

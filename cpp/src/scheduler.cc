@@ -108,7 +108,8 @@ void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
         Request* victim = nullptr;
         for (Request* cand : running_) {
           if (done(cand)) continue;
-          if (victim == nullptr || policy_->preempt_rank(*cand) > policy_->preempt_rank(*victim)) {
+          if (victim == nullptr ||
+              policy_->preempt_rank(*cand, *this) >= policy_->preempt_rank(*victim, *this)) {
             victim = cand;
           }
         }
@@ -126,7 +127,7 @@ void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
 void Scheduler::admit_waiting(int32_t& budget) {
   if (waiting_.empty()) return;
   std::vector<Request*> order = waiting_;
-  policy_->order_waiting(order, cache_.tree());
+  policy_->order_waiting(order, *this);
   int32_t reserved = 0;
   for (const Request* req : running_) reserved += future_pages(*req);
 
@@ -217,6 +218,8 @@ std::vector<int64_t> Scheduler::update(const int64_t* req_ids, const int32_t* to
   for (size_t i = 0; i < n; ++i) {
     Request& req = *plan_reqs_[i];
     req.num_computed += plan_.num_tokens[i];
+    req.attained_service += plan_.num_tokens[i];
+    if (req.tags.job >= 0) job_service_[req.tags.job] += plan_.num_tokens[i];
     const bool sampled = plan_.samples[i] != 0;
     if (sampled && req.output_len() < req.max_new_tokens) req.tokens.push_back(tokens[i]);
     if (finished[i] || (sampled && req.output_len() >= req.max_new_tokens)) {
@@ -255,6 +258,12 @@ void Scheduler::drop(int64_t id) {
     waiting_.erase(std::find(waiting_.begin(), waiting_.end(), req));
   }
   requests_.erase(id);
+}
+
+int64_t Scheduler::attained_service(const Request& req) const {
+  if (req.tags.job < 0) return req.attained_service;
+  auto it = job_service_.find(req.tags.job);
+  return it == job_service_.end() ? 0 : it->second;
 }
 
 int32_t Scheduler::flush_cache() {

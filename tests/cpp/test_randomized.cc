@@ -176,7 +176,7 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
     c.num_device_pages = pick(48, 160) / c.page_size + 4;
     c.max_batch_tokens = pick(4, 64);
     c.max_running_requests = pick(1, 8);
-    c.schedule_policy = pick(0, 1) ? "lpm" : "fcfs";
+    c.schedule_policy = std::vector<const char*>{"fcfs", "lpm", "plas"}[pick(0, 2)];
     c.init_new_token_ratio = pick(0, 10) / 10.0;
     c.min_new_token_ratio = c.init_new_token_ratio * pick(0, 10) / 10.0;
     c.new_token_ratio_decay = 0.01;

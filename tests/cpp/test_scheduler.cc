@@ -202,6 +202,36 @@ TEST_F(SchedulerTest, LongestPrefixMatchAdmitsTheBestCachedRequestFirst) {
   }
 }
 
+TEST_F(SchedulerTest, PlasAdmitsTheProgramWithLeastAttainedServiceFirst) {
+  for (const char* policy : {"fcfs", "plas"}) {
+    init(make_config(4, 64, 64, 1, policy));
+    sched->add_request(1, iota_tokens(0, 30), 4, 0.0, WorkflowTags{0, /*job=*/1, 0});
+    run_to_completion();  // job 1 has now received 33 positions of service
+    sched->add_request(2, iota_tokens(100, 8), 2, 0.0, WorkflowTags{0, 1, 0});
+    sched->add_request(3, iota_tokens(200, 8), 2, 0.0, WorkflowTags{0, /*job=*/2, 0});
+    step();
+    const bool plas = std::string(policy) == "plas";
+    EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{plas ? 3 : 2})) << policy;
+    run_to_completion();
+  }
+}
+
+TEST_F(SchedulerTest, PlasPreemptsTheProgramWithTheMostService) {
+  // No output reserve, so both are admitted and decoding runs out of pages.
+  SchedulerConfig c = with_reserve_ratio(make_config(2, 10, 64, 16, "plas"), 0.0);
+  init(c);
+  sched->add_request(1, iota_tokens(0, 6), 8, 0.0, WorkflowTags{0, 1, 0});  // arrives first, long program
+  sched->add_request(2, iota_tokens(50, 2), 8, 0.0, WorkflowTags{0, 2, 0});
+  std::vector<int64_t> preempted;
+  for (int i = 0; i < 100 && sched->stats().num_running + sched->stats().num_waiting > 0; ++i) {
+    step();
+    const auto& ids = model->last_plan().preempted_ids;
+    preempted.insert(preempted.end(), ids.begin(), ids.end());
+  }
+  ASSERT_FALSE(preempted.empty());
+  EXPECT_EQ(preempted.front(), 1) << "FCFS would preempt the later arrival (2); PLAS the bigger program";
+}
+
 TEST_F(SchedulerTest, AbortFreesPagesOfRunningAndWaitingRequests) {
   init(make_config(4, 64, 64, 1));
   sched->add_request(1, iota_tokens(0, 10), 50, 0.0, {});

@@ -10,6 +10,16 @@
 
 namespace pythia {
 
+/// \brief What ordering policies may read beyond the requests themselves.
+class SchedulingContext {
+ public:
+  virtual ~SchedulingContext() = default;
+  virtual const RadixTree& tree() const = 0;
+  /// \brief Tokens computed so far for the request's job (all its requests),
+  /// or for the request alone when it carries no job tag.
+  virtual int64_t attained_service(const Request& req) const = 0;
+};
+
 /// \brief Decides which waiting request is admitted first and which running
 /// request is preempted first under memory pressure.
 class SchedulePolicy {
@@ -17,10 +27,10 @@ class SchedulePolicy {
   virtual ~SchedulePolicy() = default;
   virtual const char* name() const = 0;
   /// \brief Reorders `waiting`, given in arrival order, into admission order.
-  virtual void order_waiting(std::vector<Request*>& waiting, const RadixTree& tree) const = 0;
-  /// \brief Higher rank is preempted first. The default preempts the latest
-  /// arrival, as vLLM and SGLang do.
-  virtual double preempt_rank(const Request& req) const {
+  virtual void order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const = 0;
+  /// \brief Higher rank is preempted first (ties: the later arrival). The
+  /// default preempts the latest arrival, as vLLM and SGLang do.
+  virtual double preempt_rank(const Request& req, const SchedulingContext&) const {
     return static_cast<double>(req.arrival_seq);
   }
 };
@@ -29,7 +39,21 @@ class SchedulePolicy {
 class FcfsPolicy final : public SchedulePolicy {
  public:
   const char* name() const override { return "fcfs"; }
-  void order_waiting(std::vector<Request*>&, const RadixTree&) const override {}
+  void order_waiting(std::vector<Request*>&, const SchedulingContext&) const override {}
+};
+
+/// \brief Autellix's program-level least attained service: the request whose
+/// whole program (job) has received the least service so far goes first, so
+/// short programs are not stuck behind long ones; under memory pressure the
+/// program with the most service is preempted. Untagged requests are programs
+/// of their own.
+class PlasPolicy final : public SchedulePolicy {
+ public:
+  const char* name() const override { return "plas"; }
+  void order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const override;
+  double preempt_rank(const Request& req, const SchedulingContext& ctx) const override {
+    return static_cast<double>(ctx.attained_service(req));
+  }
 };
 
 /// \brief Longest cached prefix first (SGLang's `lpm`); ties keep arrival
@@ -40,7 +64,7 @@ class LongestPrefixMatchPolicy final : public SchedulePolicy {
   explicit LongestPrefixMatchPolicy(size_t fallback_queue_len)
       : fallback_queue_len_(fallback_queue_len) {}
   const char* name() const override { return "lpm"; }
-  void order_waiting(std::vector<Request*>& waiting, const RadixTree& tree) const override;
+  void order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const override;
 
  private:
   size_t fallback_queue_len_;

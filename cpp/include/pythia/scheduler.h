@@ -35,7 +35,7 @@ struct SchedulerStats {
 /// Protocol: add_request() at any time; then repeatedly schedule() (returns a
 /// plan), run the plan, update() with what the step produced. abort() may be
 /// called at any time; during a step it takes effect when update() ends.
-class Scheduler {
+class Scheduler : private SchedulingContext {
  public:
   explicit Scheduler(const SchedulerConfig& config);
 
@@ -78,6 +78,8 @@ class Scheduler {
   void check_integrity() const;
 
  private:
+  const RadixTree& tree() const override { return cache_.tree(); }
+  int64_t attained_service(const Request& req) const override;
   void schedule_running(int32_t& budget, bool& preempted);
   void admit_waiting(int32_t& budget);
   void add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens);
@@ -106,6 +108,8 @@ class Scheduler {
   int64_t num_preemptions_ = 0;
   int64_t prompt_tokens_ = 0;
   int64_t cached_prompt_tokens_ = 0;
+  /// Service attained by each job (workflow job tag), for program-level policies.
+  std::unordered_map<int32_t, int64_t> job_service_;
 };
 
 }  // namespace pythia
