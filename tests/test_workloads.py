@@ -12,9 +12,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from workloads import GENERATORS, load_workload, save_workload  # noqa: E402
 from workloads.coding_agent import CALLS_PER_TURN_MEAN, TURNS_MEAN  # noqa: E402
+from workloads.mooncake import TRACES  # noqa: E402
+
+needs_traces = pytest.mark.skipif(not TRACES.is_dir(), reason=f"the public traces are not at {TRACES} "
+                                  "(they come with the project's shared/ folder beside the clone)")
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
+def generator_params():
+    return [pytest.param(n, marks=needs_traces) if n.startswith("mooncake") else n for n in sorted(GENERATORS)]
+
+
+@pytest.mark.parametrize("name", generator_params())
 def test_same_seed_same_workload_and_valid_graphs(name, tmp_path):
     a, b = GENERATORS[name](scale="cpu", seed=3), GENERATORS[name](scale="cpu", seed=3)
     assert a == b
@@ -74,6 +82,7 @@ def test_scales_shrink_tokens_not_structure():
     assert sum(cpu.agents.values()) * 12 < sum(gpu.agents.values())
 
 
+@needs_traces
 def test_mooncake_blocks_share_prefixes():
     w = GENERATORS["mooncake-conversation"](scale="cpu", num_jobs=50)
     firsts = [j.calls[0].blocks[0] for j in w.jobs]
