@@ -83,3 +83,19 @@ def test_bounded_loops_are_accepted():
     topo = parse_topology({"type": "t", "agents": [{"name": "a"}, {"name": "b"}],
                            "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a", "max_repeats": 3}]})
     assert topo.to_json()["edges"][1] == {"from": "b", "to": "a", "max_repeats": 3}
+
+
+def test_remaining_work_shrinks_as_a_job_advances():
+    profiler = WorkflowProfiler()
+    simulate(profiler, 100)
+    assert profiler.remaining_work_tokens("unknown") is None
+    profiler.on_request("review", "live", "planner", 100, 0.0)
+    after_planner = profiler.remaining_work_tokens("live")
+    profiler.on_finish("review", "live", "planner", 50, 1.0)
+    profiler.on_request("review", "live", "coder", 160, 1.5)
+    profiler.on_finish("review", "live", "coder", 200, 2.5)
+    profiler.on_request("review", "live", "reviewer", 370, 3.0)
+    after_reviewer = profiler.remaining_work_tokens("live")
+    assert after_planner > after_reviewer > 0
+    profiler.end_job("live")
+    assert profiler.remaining_work_tokens("live") == 0.0

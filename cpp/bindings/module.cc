@@ -26,6 +26,7 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("schedule_policy", &SchedulerConfig::schedule_policy, "Request order policy name.")
       .def_readwrite("eviction_policy", &SchedulerConfig::eviction_policy, "Prefix-cache eviction policy name.")
       .def_readwrite("lpm_fallback_queue_len", &SchedulerConfig::lpm_fallback_queue_len, "Queue length beyond which lpm acts as fcfs.")
+      .def_readwrite("aging_tokens_per_step", &SchedulerConfig::aging_tokens_per_step, "pythia policy: work forgiven per step waited.")
       .def_readwrite("init_new_token_ratio", &SchedulerConfig::init_new_token_ratio, "Initial output reservation ratio.")
       .def_readwrite("min_new_token_ratio", &SchedulerConfig::min_new_token_ratio, "Lowest output reservation ratio.")
       .def_readwrite("new_token_ratio_decay", &SchedulerConfig::new_token_ratio_decay, "Per-step decay of the ratio.")
@@ -41,6 +42,8 @@ PYBIND11_MODULE(_core, m) {
            "Decide the next step; returns a dict of flat numpy arrays (see step_plan.h).")
       .def("update", &scheduler_update, py::arg("req_ids"), py::arg("tokens"), py::arg("finished"),
            "Report the step's sampled tokens and finish flags; returns the ids finished this step.")
+      .def("set_job_work", &Scheduler::set_job_work, py::arg("job"), py::arg("tokens"),
+           "Predicted remaining work (tokens) of a job, for the pythia policy; negative clears it.")
       .def("abort", &Scheduler::abort, py::arg("req_id"), "Drop a request, freeing its pages; False if unknown.")
       .def("flush_cache", &Scheduler::flush_cache, py::call_guard<py::gil_scoped_release>(),
            "Evict every unlocked cached page; returns how many.")

@@ -40,13 +40,41 @@ void PlasPolicy::order_waiting(std::vector<Request*>& waiting, const SchedulingC
   for (size_t i = 0; i < keyed.size(); ++i) waiting[i] = keyed[i].second;
 }
 
-std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm", "plas"}; }
+double PythiaSchedulePolicy::work(const Request& req, const SchedulingContext& ctx) const {
+  const double predicted = ctx.predicted_job_work(req);
+  const double own = static_cast<double>(req.seq_len() + req.max_new_tokens - req.output_len());
+  return predicted >= 0 ? predicted : own;
+}
+
+void PythiaSchedulePolicy::order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const {
+  const bool any_prediction = std::any_of(waiting.begin(), waiting.end(), [&](const Request* r) {
+    return ctx.predicted_job_work(*r) >= 0;
+  });
+  if (!any_prediction) {
+    lpm_.order_waiting(waiting, ctx);
+    return;
+  }
+  std::vector<std::pair<double, Request*>> keyed;
+  keyed.reserve(waiting.size());
+  for (Request* req : waiting) {
+    keyed.emplace_back(work(*req, ctx) - aging_ * static_cast<double>(ctx.steps_waited(*req)), req);
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < keyed.size(); ++i) waiting[i] = keyed[i].second;
+}
+
+std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm", "plas", "pythia"}; }
 
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
-                                                     size_t lpm_fallback_queue_len) {
+                                                     size_t lpm_fallback_queue_len,
+                                                     double aging_tokens_per_step) {
   if (name == "fcfs") return std::make_unique<FcfsPolicy>();
   if (name == "lpm") return std::make_unique<LongestPrefixMatchPolicy>(lpm_fallback_queue_len);
   if (name == "plas") return std::make_unique<PlasPolicy>();
+  if (name == "pythia") {
+    return std::make_unique<PythiaSchedulePolicy>(lpm_fallback_queue_len, aging_tokens_per_step);
+  }
   throw std::invalid_argument("unknown schedule policy '" + name + "' (known: " +
                               joined(schedule_policy_names()) + ")");
 }

@@ -23,6 +23,7 @@ void check_config(const SchedulerConfig& c) {
           "need 0 <= min_new_token_ratio <= init_new_token_ratio");
   require(c.new_token_ratio_decay >= 0, "new_token_ratio_decay must be >= 0");
   require(c.reserve_clip_tokens >= 0, "reserve_clip_tokens must be >= 0");
+  require(c.aging_tokens_per_step >= 0, "aging_tokens_per_step must be >= 0");
 }
 
 }  // namespace
@@ -32,7 +33,8 @@ Scheduler::Scheduler(const SchedulerConfig& config)
       cache_(config.page_size, config.num_device_pages, config.num_host_pages,
              make_eviction_policy(config.eviction_policy)),
       policy_(make_schedule_policy(config.schedule_policy,
-                                   static_cast<size_t>(config.lpm_fallback_queue_len))),
+                                   static_cast<size_t>(config.lpm_fallback_queue_len),
+                                   config.aging_tokens_per_step)),
       new_token_ratio_(config.init_new_token_ratio) {}
 
 void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
@@ -57,6 +59,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max
   req->max_new_tokens = max_new_tokens;
   req->arrival_time = arrival_time;
   req->arrival_seq = next_arrival_seq_++;
+  req->arrival_step = step_;
   req->tags = tags;
   req->max_cached_tokens = max_cached_tokens;
   waiting_.push_back(req.get());
@@ -264,6 +267,21 @@ int64_t Scheduler::attained_service(const Request& req) const {
   if (req.tags.job < 0) return req.attained_service;
   auto it = job_service_.find(req.tags.job);
   return it == job_service_.end() ? 0 : it->second;
+}
+
+double Scheduler::predicted_job_work(const Request& req) const {
+  if (req.tags.job < 0) return -1.0;
+  auto it = job_work_.find(req.tags.job);
+  return it == job_work_.end() ? -1.0 : it->second;
+}
+
+void Scheduler::set_job_work(int32_t job, double tokens) {
+  if (job < 0) throw std::invalid_argument("set_job_work: job ids are >= 0");
+  if (tokens < 0) {
+    job_work_.erase(job);
+  } else {
+    job_work_[job] = tokens;
+  }
 }
 
 int32_t Scheduler::flush_cache() {

@@ -144,11 +144,20 @@ class Engine:
         self.by_rid[req.rid] = state
         self.counters["prompt_tokens"] += len(req.input_ids)
         self.profiler.on_request(wf.type, wf.id, wf.agent, len(req.input_ids), time.time())
+        self._publish_job_work(wf.id)
         return None
 
     def _finished(self, state: RequestState) -> None:
         wf = state.req.workflow
         self.profiler.on_finish(wf.type, wf.id, wf.agent, len(state.output_ids), time.time())
+        self._publish_job_work(wf.id)
+
+    def _publish_job_work(self, job: str | None) -> None:
+        """Hands the profiler's remaining-work prediction to the core, once per request event."""
+        if job is None or self.args.schedule_policy != "pythia":
+            return
+        work = self.profiler.remaining_work_tokens(job)
+        self.core.set_job_work(self._tag("job", job), -1.0 if work is None else work)
 
     def validate(self, req: GenerateRequest) -> None:
         n = len(req.input_ids)
@@ -320,6 +329,7 @@ class Engine:
         if kind == "workflow_end_job":
             if not profiler.end_job(payload["job"]):
                 return False, {"error": f"unknown or already ended job {payload['job']!r}"}
+            self._publish_job_work(payload["job"])
             return True, {"job": payload["job"], "ended": True}
         return False, {"error": f"unknown workflow request {kind}"}
 

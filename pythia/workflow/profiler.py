@@ -174,6 +174,21 @@ class WorkflowProfiler:
             return 0.0
         return self.profile(job.type).expected_remaining_calls(job.last_agent)
 
+    def remaining_work_tokens(self, job_id: str) -> float | None:
+        """Expected tokens still to be computed for the job: its expected remaining calls times the
+        type's mean call size (prompt growth + output); None before anything is known."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        if job.ended:
+            return 0.0
+        profile = self.profile(job.type)
+        sizes = [a.prompt_growth.mean(0.0) + a.output_tokens.mean(0.0) for a in profile.agents.values()
+                 if a.prompt_growth.values or a.output_tokens.values]
+        if not sizes:
+            return None
+        return profile.expected_remaining_calls(job.last_agent) * float(np.mean(sizes))
+
     def p99_output_tokens(self, wf_type: str, agent: str) -> float | None:
         stats = self.types.get(wf_type)
         return stats.agents[agent].output_tokens.quantile(0.99) if stats and agent in stats.agents else None

@@ -176,7 +176,7 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
     c.num_device_pages = pick(48, 160) / c.page_size + 4;
     c.max_batch_tokens = pick(4, 64);
     c.max_running_requests = pick(1, 8);
-    c.schedule_policy = std::vector<const char*>{"fcfs", "lpm", "plas"}[pick(0, 2)];
+    c.schedule_policy = std::vector<const char*>{"fcfs", "lpm", "plas", "pythia"}[pick(0, 3)];
     c.init_new_token_ratio = pick(0, 10) / 10.0;
     c.min_new_token_ratio = c.init_new_token_ratio * pick(0, 10) / 10.0;
     c.new_token_ratio_decay = 0.01;
@@ -184,6 +184,7 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
                  " pages " + std::to_string(c.num_device_pages) + " policy " + c.schedule_policy);
     Scheduler sched(c);
     testing::FakeModel model(c.page_size, c.num_device_pages);
+    for (int32_t job = 0; job < 5; job += 2) sched.set_job_work(job, pick(0, 500));  // some jobs predicted
 
     // A few shared "system prompts" so requests hit the cache.
     std::vector<Tokens> systems(3);

@@ -232,6 +232,47 @@ TEST_F(SchedulerTest, PlasPreemptsTheProgramWithTheMostService) {
   EXPECT_EQ(preempted.front(), 1) << "FCFS would preempt the later arrival (2); PLAS the bigger program";
 }
 
+TEST_F(SchedulerTest, PythiaAdmitsTheJobWithLeastPredictedWorkFirst) {
+  init(make_config(4, 64, 64, 1, "pythia"));
+  sched->set_job_work(1, 1000);
+  sched->set_job_work(2, 10);
+  sched->add_request(1, iota_tokens(0, 8), 2, 0.0, WorkflowTags{0, 1, 0});
+  sched->add_request(2, iota_tokens(100, 8), 2, 0.0, WorkflowTags{0, 2, 0});
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{2}));
+  run_to_completion();
+}
+
+TEST_F(SchedulerTest, PythiaWithoutPredictionsOrdersAsLpm) {
+  init(make_config(4, 64, 64, 1, "pythia"));
+  const auto system = iota_tokens(0, 16);
+  sched->add_request(1, system, 1, 0.0, {});
+  run_to_completion();
+  sched->add_request(2, iota_tokens(300, 12), 1, 0.0, {});
+  sched->add_request(3, concat(system, iota_tokens(400, 4)), 1, 0.0, {});
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{3}));
+  run_to_completion();
+}
+
+TEST_F(SchedulerTest, PythiaAgingLetsALongJobInEventually) {
+  for (const double aging : {0.0, 8.0}) {
+    SchedulerConfig c = make_config(4, 64, 64, 1, "pythia");
+    c.aging_tokens_per_step = aging;
+    init(c);
+    sched->set_job_work(1, 100);
+    sched->set_job_work(2, 10);
+    sched->add_request(10, iota_tokens(0, 4), 20, 0.0, WorkflowTags{0, 2, 0});  // runs ~20 steps
+    step();
+    sched->add_request(11, iota_tokens(100, 4), 2, 0.0, WorkflowTags{0, 1, 0});  // long job waits
+    while (sched->has_request(10)) step();
+    sched->add_request(12, iota_tokens(200, 4), 2, 0.0, WorkflowTags{0, 2, 0});  // short job, just arrived
+    step();
+    EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{aging > 0 ? 11 : 12})) << "aging " << aging;
+    run_to_completion();
+  }
+}
+
 TEST_F(SchedulerTest, AbortFreesPagesOfRunningAndWaitingRequests) {
   init(make_config(4, 64, 64, 1));
   sched->add_request(1, iota_tokens(0, 10), 50, 0.0, {});

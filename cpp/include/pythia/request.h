@@ -46,6 +46,8 @@ struct Request {
   int32_t num_preemptions = 0;
   /// Positions computed for this request, recomputation included.
   int64_t attained_service = 0;
+  /// Scheduler step at which the request arrived.
+  uint64_t arrival_step = 0;
   /// Scheduler step that last put this request in a batch (0: never).
   uint64_t scheduled_step = 0;
 

@@ -18,6 +18,11 @@ class SchedulingContext {
   /// \brief Tokens computed so far for the request's job (all its requests),
   /// or for the request alone when it carries no job tag.
   virtual int64_t attained_service(const Request& req) const = 0;
+  /// \brief Predicted remaining work (tokens) of the request's job, as the
+  /// workflow profiler last reported it; negative when nothing was reported.
+  virtual double predicted_job_work(const Request& req) const = 0;
+  /// \brief Scheduler steps since the request arrived (for aging).
+  virtual uint64_t steps_waited(const Request& req) const = 0;
 };
 
 /// \brief Decides which waiting request is admitted first and which running
@@ -70,12 +75,36 @@ class LongestPrefixMatchPolicy final : public SchedulePolicy {
   size_t fallback_queue_len_;
 };
 
+/// \brief Pythia: the job with the least predicted remaining work goes first
+/// (shortest-remaining-work-first over whole jobs, so that a nearly finished
+/// agent pipeline is not held behind long ones), with aging so nothing starves;
+/// under memory pressure the request with the most remaining work is preempted.
+/// A request whose job has no prediction counts its own prompt plus
+/// max_new_tokens as its work; with no prediction anywhere in the queue it
+/// orders as `lpm` does, so untagged traffic gets the baseline's behaviour.
+class PythiaSchedulePolicy final : public SchedulePolicy {
+ public:
+  PythiaSchedulePolicy(size_t lpm_fallback_queue_len, double aging_tokens_per_step)
+      : lpm_(lpm_fallback_queue_len), aging_(aging_tokens_per_step) {}
+  const char* name() const override { return "pythia"; }
+  void order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const override;
+  double preempt_rank(const Request& req, const SchedulingContext& ctx) const override {
+    return work(req, ctx);
+  }
+
+ private:
+  double work(const Request& req, const SchedulingContext& ctx) const;
+  LongestPrefixMatchPolicy lpm_;
+  double aging_;
+};
+
 /// \brief Names accepted by make_schedule_policy.
 std::vector<std::string> schedule_policy_names();
 
 /// \brief Builds a policy by name; throws std::invalid_argument listing the
 /// known names for an unknown one.
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
-                                                     size_t lpm_fallback_queue_len);
+                                                     size_t lpm_fallback_queue_len,
+                                                     double aging_tokens_per_step);
 
 }  // namespace pythia

@@ -60,6 +60,10 @@ class Scheduler : private SchedulingContext {
   /// unknown id.
   bool abort(int64_t id);
 
+  /// \brief Records the workflow profiler's prediction of a job's remaining
+  /// work in tokens (read by the `pythia` policy); a negative value clears it.
+  void set_job_work(int32_t job, double tokens);
+
   /// \brief Evicts every unlocked page of the prefix cache; returns how many.
   int32_t flush_cache();
 
@@ -80,6 +84,8 @@ class Scheduler : private SchedulingContext {
  private:
   const RadixTree& tree() const override { return cache_.tree(); }
   int64_t attained_service(const Request& req) const override;
+  double predicted_job_work(const Request& req) const override;
+  uint64_t steps_waited(const Request& req) const override { return step_ - req.arrival_step; }
   void schedule_running(int32_t& budget, bool& preempted);
   void admit_waiting(int32_t& budget);
   void add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens);
@@ -110,6 +116,8 @@ class Scheduler : private SchedulingContext {
   int64_t cached_prompt_tokens_ = 0;
   /// Service attained by each job (workflow job tag), for program-level policies.
   std::unordered_map<int32_t, int64_t> job_service_;
+  /// Predicted remaining work per job, from the workflow profiler.
+  std::unordered_map<int32_t, double> job_work_;
 };
 
 }  // namespace pythia

@@ -25,6 +25,9 @@ struct SchedulerConfig {
   std::string eviction_policy = "lru";
   /// Waiting requests beyond which `lpm` falls back to FCFS (SGLang uses 128).
   int32_t lpm_fallback_queue_len = 128;
+  /// `pythia` ordering: a waiting request's predicted work shrinks by this many
+  /// tokens per step it waits, so that long jobs are admitted eventually.
+  double aging_tokens_per_step = 8.0;
   /// Admission reserves KV for this fraction of each request's remaining
   /// max_new_tokens (SGLang's new_token_ratio). It decays step by step from
   /// the initial value to the minimum while nothing is preempted and jumps
