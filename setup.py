@@ -40,7 +40,11 @@ class CMakeBuild(build_ext):
         # setuptools wants it at `target`, a temporary directory for editable installs.
         built = build_dir / Path(target).name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(built, target)
+        # Copy then rename: a running server keeps its mapping of the old file instead of
+        # executing a file rewritten under it.
+        staging = target.with_name(target.name + ".tmp")
+        shutil.copy2(built, staging)
+        os.replace(staging, target)
 
 
 setup(ext_modules=[CMakeExtension("pythia._core")], cmdclass={"build_ext": CMakeBuild})

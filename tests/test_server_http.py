@@ -169,3 +169,23 @@ def test_api_key_is_required_when_set(default_model):
         assert ok.status_code == 200
     finally:
         live.stop()
+
+
+def test_requests_fail_fast_when_the_engine_dies(tmp_path):
+    import psutil
+
+    from pythia.models.tiny_model import tiny_model_path
+
+    live = LiveServer("--model-path", str(tiny_model_path()), log_path=tmp_path / "server.log")
+    try:
+        assert live.post("/generate", json={"text": "hi", "sampling_params": {"max_new_tokens": 1}}).status_code == 200
+        engines = [p for p in psutil.Process(live.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(engines) == 1
+        engines[0].kill()
+        engines[0].wait(10)
+        time.sleep(1)
+        r = live.post("/generate", json={"text": "hi", "sampling_params": {"max_new_tokens": 1}})
+        assert r.status_code == 503 and "engine process died" in r.json()["error"]["message"]
+        assert requests.get(live.url + "/health", timeout=10).status_code == 503
+    finally:
+        live.stop()

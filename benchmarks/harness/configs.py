@@ -14,6 +14,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "kvflow": {"schedule_policy": "fcfs", "eviction_policy": "kvflow"},
     "continuum": {"schedule_policy": "fcfs", "eviction_policy": "ttl"},
     "pythia": {"schedule_policy": "pythia", "eviction_policy": "pythia"},
+    # Ablation: Pythia's request order alone, on the baseline's cache.
+    "pythia-sched": {"schedule_policy": "pythia", "eviction_policy": "lru"},
 }
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pythia.entrypoints import openai_api, sglang_api, workflow_api
 from pythia.entrypoints.errors import HTTPError, http_error_handler
 from pythia.entrypoints.server_state import ServerState
+from pythia.managers.frontend import EngineDied
 
 # Reachable without the API key: load balancers probe it.
 OPEN_PATHS = {"/health"}
@@ -30,7 +31,11 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.on_event("startup")
     async def start_frontend() -> None:
-        state.frontend.start()
+        state.frontend.start(state.engine_alive)
+
+    @app.exception_handler(EngineDied)
+    async def engine_died(_: Request, exc: EngineDied) -> JSONResponse:
+        return JSONResponse({"error": {"message": str(exc), "code": 503}}, status_code=503)
 
     if state.args.api_key:
         expected = f"Bearer {state.args.api_key}".encode()

@@ -103,7 +103,7 @@ class ResultBuilder:
     def add(self, out: GenerateOutput) -> dict[str, list]:
         """Takes one engine output; returns this output's logprob deltas in response form."""
         if out.error is not None:
-            raise bad_request(out.error)
+            raise HTTPError(out.error_status, out.error)
         if out.new_token_ids and self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self.out = out
@@ -205,9 +205,9 @@ async def generate(request: Request):
         req = requests[0]
         outputs = state.frontend.generate(req).__aiter__()
         first = await outputs.__anext__()
-        if first.error is not None:  # rejected before anything was streamed: a plain 400
+        if first.error is not None:  # rejected before anything was streamed: a plain error response
             await outputs.aclose()
-            raise bad_request(first.error)
+            raise HTTPError(first.error_status, first.error)
         return StreamingResponse(stream_generate(req, state, first, outputs), media_type="text/event-stream")
     results = await run_many(requests, state)
     responses = [r.response() for r in results]

@@ -43,10 +43,29 @@ class Frontend:
         self.receiver: asyncio.Task | None = None
         self.engine_alive = True
 
-    def start(self) -> None:
-        """Starts routing engine outputs; call from the server's event loop."""
+    def start(self, engine_alive=None) -> None:
+        """Starts routing engine outputs; call from the server's event loop. With `engine_alive`,
+        a watchdog fails every waiting request if the engine process dies, instead of letting
+        its clients wait forever."""
         if self.receiver is None:
-            self.receiver = asyncio.get_running_loop().create_task(self._receive_loop())
+            loop = asyncio.get_running_loop()
+            self.receiver = loop.create_task(self._receive_loop())
+            if engine_alive is not None:
+                self.watchdog = loop.create_task(self._watch(engine_alive))
+
+    async def _watch(self, engine_alive) -> None:
+        while engine_alive():
+            await asyncio.sleep(0.5)
+        self.engine_alive = False
+        logger.error("the engine process died; failing %d waiting requests", len(self.queues))
+        for rid, queue in list(self.queues.items()):
+            queue.put_nowait(GenerateOutput(rid=rid, new_token_ids=[], text="", finished=True,
+                                            finish_reason={"type": "abort", "message": "engine process died"},
+                                            prompt_tokens=0, completion_tokens=0, cached_tokens=0,
+                                            error="the engine process died", error_status=503))
+        for waiter in self.control_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(EngineDied("the engine process died"))
 
     async def _receive_loop(self) -> None:
         while True:
@@ -71,6 +90,8 @@ class Frontend:
     async def generate(self, req: GenerateRequest) -> AsyncIterator[GenerateOutput]:
         """Yields the request's outputs until it finishes. If the consumer stops early (client
         disconnected), the request is aborted so that its KV pages are freed."""
+        if not self.engine_alive:
+            raise EngineDied("the engine process died")
         if req.rid in self.queues:
             raise ValueError(f"request id {req.rid!r} is already in use")
         queue: asyncio.Queue[GenerateOutput] = asyncio.Queue()

@@ -72,3 +72,4 @@ class GenerateOutput:
     output_token_logprobs: list[tuple[float, int]] = field(default_factory=list)
     output_top_logprobs: list[list[tuple[float, int]]] = field(default_factory=list)
     error: str | None = None
+    error_status: int = 400  # HTTP status for `error`: 400 for the request's fault, 503 for the server's
