@@ -52,6 +52,16 @@ class SchedulerTest : public ::testing::Test {
     }
     ASSERT_EQ(sched->stats().num_running + sched->stats().num_waiting, 0) << "requests never finished";
   }
+  /// Runs to completion; returns the ids preempted along the way, in order.
+  std::vector<int64_t> run_collecting_preemptions(int max_steps) {
+    std::vector<int64_t> preempted;
+    for (int i = 0; i < max_steps && sched->stats().num_running + sched->stats().num_waiting > 0; ++i) {
+      step();
+      const auto& ids = model->last_plan().preempted_ids;
+      preempted.insert(preempted.end(), ids.begin(), ids.end());
+    }
+    return preempted;
+  }
   void TearDown() override {
     if (sched) sched->check_integrity();
   }
@@ -170,12 +180,7 @@ TEST_F(SchedulerTest, PreemptedRequestIsRecomputedAndProducesTheSameTokens) {
     prompts.push_back(iota_tokens(100 * i, 6));
     sched->add_request(i + 1, prompts.back(), 10, 0.0, {});
   }
-  std::vector<int64_t> preempted;
-  for (int i = 0; i < 200 && sched->stats().num_running + sched->stats().num_waiting > 0; ++i) {
-    step();
-    const auto& ids = model->last_plan().preempted_ids;
-    preempted.insert(preempted.end(), ids.begin(), ids.end());
-  }
+  const std::vector<int64_t> preempted = run_collecting_preemptions(200);
   ASSERT_FALSE(preempted.empty());
   EXPECT_EQ(preempted.front(), 3) << "the latest arrival is preempted first";
   EXPECT_GT(sched->stats().num_preemptions, 0);
@@ -222,12 +227,7 @@ TEST_F(SchedulerTest, PlasPreemptsTheProgramWithTheMostService) {
   init(c);
   sched->add_request(1, iota_tokens(0, 6), 8, 0.0, WorkflowTags{0, 1, 0});  // arrives first, long program
   sched->add_request(2, iota_tokens(50, 2), 8, 0.0, WorkflowTags{0, 2, 0});
-  std::vector<int64_t> preempted;
-  for (int i = 0; i < 100 && sched->stats().num_running + sched->stats().num_waiting > 0; ++i) {
-    step();
-    const auto& ids = model->last_plan().preempted_ids;
-    preempted.insert(preempted.end(), ids.begin(), ids.end());
-  }
+  const std::vector<int64_t> preempted = run_collecting_preemptions(100);
   ASSERT_FALSE(preempted.empty());
   EXPECT_EQ(preempted.front(), 1) << "FCFS would preempt the later arrival (2); PLAS the bigger program";
 }
