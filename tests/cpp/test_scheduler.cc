@@ -191,19 +191,22 @@ TEST_F(SchedulerTest, PreemptedRequestIsRecomputedAndProducesTheSameTokens) {
 }
 
 TEST_F(SchedulerTest, LongestPrefixMatchAdmitsTheBestCachedRequestFirst) {
-  for (const bool fallback : {false, true}) {
-    SchedulerConfig c = make_config(4, 64, 64, 1, "lpm");
-    c.lpm_fallback_queue_len = fallback ? 1 : 128;
-    init(c);
-    const auto system = iota_tokens(0, 16);
-    sched->add_request(1, system, 1, 0.0, {});
-    run_to_completion();
-    sched->add_request(2, iota_tokens(300, 12), 1, 0.0, {});
-    sched->add_request(3, concat(system, iota_tokens(400, 4)), 1, 0.0, {});
-    step();
-    EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{fallback ? 2 : 3}))
-        << (fallback ? "beyond the fallback length lpm is fcfs" : "lpm");
-    run_to_completion();
+  // `pythia` with no predictions in the queue orders exactly as `lpm` does.
+  for (const char* policy : {"lpm", "pythia"}) {
+    for (const bool fallback : {false, true}) {
+      SchedulerConfig c = make_config(4, 64, 64, 1, policy);
+      c.lpm_fallback_queue_len = fallback ? 1 : 128;
+      init(c);
+      const auto system = iota_tokens(0, 16);
+      sched->add_request(1, system, 1, 0.0, {});
+      run_to_completion();
+      sched->add_request(2, iota_tokens(300, 12), 1, 0.0, {});
+      sched->add_request(3, concat(system, iota_tokens(400, 4)), 1, 0.0, {});
+      step();
+      EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{fallback ? 2 : 3}))
+          << policy << (fallback ? ": beyond the fallback length the order is fcfs" : "");
+      run_to_completion();
+    }
   }
 }
 
@@ -240,18 +243,6 @@ TEST_F(SchedulerTest, PythiaAdmitsTheJobWithLeastPredictedWorkFirst) {
   sched->add_request(2, iota_tokens(100, 8), 2, 0.0, WorkflowTags{0, 2, 0});
   step();
   EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{2}));
-  run_to_completion();
-}
-
-TEST_F(SchedulerTest, PythiaWithoutPredictionsOrdersAsLpm) {
-  init(make_config(4, 64, 64, 1, "pythia"));
-  const auto system = iota_tokens(0, 16);
-  sched->add_request(1, system, 1, 0.0, {});
-  run_to_completion();
-  sched->add_request(2, iota_tokens(300, 12), 1, 0.0, {});
-  sched->add_request(3, concat(system, iota_tokens(400, 4)), 1, 0.0, {});
-  step();
-  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{3}));
   run_to_completion();
 }
 
