@@ -153,9 +153,10 @@ def _include_usage(body: dict[str, Any]) -> bool:
 
 # ------------------------------------------------------------------ completions
 
-def _completion_logprobs(builder_or_delta: list, state: ServerState) -> dict[str, Any]:
-    tokens = [state.token_text(t) for _, t, _ in builder_or_delta]
-    return {"tokens": tokens, "token_logprobs": [lp for lp, _, _ in builder_or_delta],
+def _completion_logprobs(entries: list, state: ServerState) -> dict[str, Any]:
+    """OpenAI's completion logprobs from [logprob, token, text] entries."""
+    tokens = [state.token_text(t) for _, t, _ in entries]
+    return {"tokens": tokens, "token_logprobs": [lp for lp, _, _ in entries],
             "text_offset": [], "top_logprobs": None}
 
 

@@ -257,14 +257,13 @@ class Engine:
         the logprob of prompt token t comes from the logits at position t - 1."""
         if st.next_input_logprob >= st.prompt_len:
             return None
-        first_t = max(st.next_input_logprob, 1, start + 1)
-        last_t = min(st.prompt_len - 1, start + n)  # position prompt_len - 1 predicts the output
-        if st.next_input_logprob == 0:
+        if st.next_input_logprob == 0:  # the first token has nothing before it: no logprob
             st.input_logprobs.append((None, st.req.input_ids[0]))
             if st.req.top_logprobs_num:
                 st.input_top.append(None)
             st.next_input_logprob = 1
-            first_t = max(first_t, 1)
+        first_t = max(st.next_input_logprob, start + 1)
+        last_t = min(st.prompt_len - 1, start + n)  # position prompt_len - 1 predicts the output
         if first_t > last_t or first_t != st.next_input_logprob:
             return None
         return np.arange(first_t - 1, last_t) - start
