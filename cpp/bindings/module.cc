@@ -15,6 +15,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("schedule_policy_names", &schedule_policy_names, "Names accepted as schedule_policy.");
   m.def("eviction_policy_names", &eviction_policy_names, "Names accepted as eviction_policy.");
+  m.def("admission_policy_names", &admission_policy_names, "Names accepted as admission_policy.");
 
   py::class_<SchedulerConfig>(m, "SchedulerConfig", "Settings of one Scheduler; see scheduler_config.h.")
       .def(py::init<>())
@@ -25,6 +26,8 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("max_batch_tokens", &SchedulerConfig::max_batch_tokens, "Tokens computed per step (chunked-prefill budget).")
       .def_readwrite("schedule_policy", &SchedulerConfig::schedule_policy, "Request order policy name.")
       .def_readwrite("eviction_policy", &SchedulerConfig::eviction_policy, "Prefix-cache eviction policy name.")
+      .def_readwrite("admission_policy", &SchedulerConfig::admission_policy, "Output KV reservation policy name.")
+      .def_readwrite("unblock_bonus_tokens", &SchedulerConfig::unblock_bonus_tokens, "pythia policy: work forgiven when a request unblocks its job's next agent.")
       .def_readwrite("lpm_fallback_queue_len", &SchedulerConfig::lpm_fallback_queue_len, "Queue length beyond which lpm acts as fcfs.")
       .def_readwrite("aging_tokens_per_step", &SchedulerConfig::aging_tokens_per_step, "pythia policy: work forgiven per step waited.")
       .def_readwrite("init_new_token_ratio", &SchedulerConfig::init_new_token_ratio, "Initial output reservation ratio.")
@@ -37,13 +40,26 @@ PYBIND11_MODULE(_core, m) {
       .def("add_request", &scheduler_add_request, py::arg("req_id"), py::arg("prompt"),
            py::arg("max_new_tokens"), py::arg("arrival_time") = 0.0, py::arg("workflow_type") = -1,
            py::arg("job") = -1, py::arg("agent") = -1, py::arg("max_cached_tokens") = -1,
+           py::arg("predicted_output_tokens") = -1,
            "Queue a request; ValueError for a duplicate id, empty prompt, negative max_new_tokens or one that can never fit.")
       .def("schedule", &scheduler_schedule,
            "Decide the next step; returns a dict of flat numpy arrays (see step_plan.h).")
       .def("update", &scheduler_update, py::arg("req_ids"), py::arg("tokens"), py::arg("finished"),
            "Report the step's sampled tokens and finish flags; returns the ids finished this step.")
-      .def("set_job_work", &Scheduler::set_job_work, py::arg("job"), py::arg("tokens"),
-           "Predicted remaining work (tokens) of a job, for the pythia policy; negative clears it.")
+      .def("set_job_work", &Scheduler::set_job_work, py::arg("job"), py::arg("tokens"), py::arg("unblocks") = false,
+           "Predicted remaining work (tokens) of a job and whether its calls in flight unblock its next agent, for the pythia policy; negative clears it.")
+      .def("set_time", &Scheduler::set_time, py::arg("now"),
+           "Advance the clock (seconds) predictions and cache access times are measured on.")
+      .def("set_job_forecast", &scheduler_set_job_forecast, py::arg("job"), py::arg("next_use"),
+           py::arg("dead_after"), py::arg("steps_to_execution"), py::arg("pinned_until"),
+           "Predictions about a job's private context for the eviction policies (times on the set_time clock; steps < 0: never).")
+      .def("end_job", [](Scheduler& self, int32_t job) { self.forecast().end_job(job); }, py::arg("job"),
+           "The job's private context is dead: its pages are evicted first.")
+      .def("forget_job", [](Scheduler& self, int32_t job) { self.forecast().forget_job(job); }, py::arg("job"),
+           "Drop all predictions about a job.")
+      .def("set_agent_forecast", &scheduler_set_agent_forecast, py::arg("workflow_type"), py::arg("agent"),
+           py::arg("next_use"), py::arg("steps_to_execution"),
+           "Predicted next use of the prefix an agent's jobs share (agent -1: all agents of the type).")
       .def("abort", &Scheduler::abort, py::arg("req_id"), "Drop a request, freeing its pages; False if unknown.")
       .def("flush_cache", &Scheduler::flush_cache, py::call_guard<py::gil_scoped_release>(),
            "Evict every unlocked cached page; returns how many.")

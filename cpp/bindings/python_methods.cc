@@ -35,12 +35,32 @@ void require_1d(const py::array& a, const char* name) {
 
 void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
                            int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
-                           int32_t job, int32_t agent, int32_t max_cached_tokens) {
+                           int32_t job, int32_t agent, int32_t max_cached_tokens,
+                           int32_t predicted_output_tokens) {
   require_1d(prompt, "prompt");
   std::vector<int32_t> tokens(prompt.data(), prompt.data() + prompt.size());
   py::gil_scoped_release release;
   self.add_request(id, std::move(tokens), max_new_tokens, arrival_time,
-                   WorkflowTags{workflow_type, job, agent}, max_cached_tokens);
+                   WorkflowTags{workflow_type, job, agent}, max_cached_tokens, predicted_output_tokens);
+}
+
+void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, double dead_after,
+                                int32_t steps_to_execution, double pinned_until) {
+  if (job < 0) throw std::invalid_argument("set_job_forecast: job ids are >= 0");
+  JobForecast f;
+  f.next_use = next_use;
+  f.dead_after = dead_after;
+  f.steps_to_execution = steps_to_execution < 0 ? JobForecast::kNoSteps : steps_to_execution;
+  f.pinned_until = pinned_until;
+  self.forecast().set_job(job, f);
+}
+
+void scheduler_set_agent_forecast(Scheduler& self, int32_t workflow_type, int32_t agent,
+                                  double next_use, int32_t steps_to_execution) {
+  AgentForecast f;
+  f.next_use = next_use;
+  f.steps_to_execution = steps_to_execution < 0 ? JobForecast::kNoSteps : steps_to_execution;
+  self.forecast().set_agent(workflow_type, agent, f);
 }
 
 py::dict scheduler_schedule(Scheduler& self) {

@@ -57,7 +57,8 @@ void PythiaSchedulePolicy::order_waiting(std::vector<Request*>& waiting, const S
   std::vector<std::pair<double, Request*>> keyed;
   keyed.reserve(waiting.size());
   for (Request* req : waiting) {
-    keyed.emplace_back(work(*req, ctx) - aging_ * static_cast<double>(ctx.steps_waited(*req)), req);
+    const double bonus = ctx.unblocks_downstream(*req) ? unblock_bonus_ : 0.0;
+    keyed.emplace_back(work(*req, ctx) - bonus - aging_ * static_cast<double>(ctx.steps_waited(*req)), req);
   }
   std::stable_sort(keyed.begin(), keyed.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -68,21 +69,76 @@ std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm", "plas"
 
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
                                                      size_t lpm_fallback_queue_len,
-                                                     double aging_tokens_per_step) {
+                                                     double aging_tokens_per_step,
+                                                     double unblock_bonus_tokens) {
   if (name == "fcfs") return std::make_unique<FcfsPolicy>();
   if (name == "lpm") return std::make_unique<LongestPrefixMatchPolicy>(lpm_fallback_queue_len);
   if (name == "plas") return std::make_unique<PlasPolicy>();
   if (name == "pythia") {
-    return std::make_unique<PythiaSchedulePolicy>(lpm_fallback_queue_len, aging_tokens_per_step);
+    return std::make_unique<PythiaSchedulePolicy>(lpm_fallback_queue_len, aging_tokens_per_step,
+                                                  unblock_bonus_tokens);
   }
   throw std::invalid_argument("unknown schedule policy '" + name + "' (known: " +
                               joined(schedule_policy_names()) + ")");
 }
 
-std::vector<std::string> eviction_policy_names() { return {"lru"}; }
+namespace {
 
-std::unique_ptr<EvictionPolicy> make_eviction_policy(const std::string& name) {
+// Priority bands, far apart so that one band never mixes with the next:
+// times are seconds on the forecast clock, well below 1e12.
+constexpr double kBand = 1e15;
+
+}  // namespace
+
+double PythiaEviction::priority(const RadixNode& node) const {
+  const double now = forecast_.now();
+  const WorkflowTags& t = node.tags;
+  double next_use = 2.0 * now - node.last_access_time;
+  if (t.job >= 0) {
+    if (const JobForecast* job = forecast_.job(t.job)) {
+      if (forecast_.is_dead(*job)) return -2.0 * kBand + node.last_access_time;
+      next_use = job->next_use;
+    }
+  } else if (t.type >= 0) {
+    if (const AgentForecast* agent = forecast_.agent(t.type, t.agent)) next_use = agent->next_use;
+  }
+  // Never used again: evicted before anything with a finite prediction.
+  if (next_use == JobForecast::kNever) return -kBand + node.last_access_time;
+  return -next_use;
+}
+
+double KvflowEviction::priority(const RadixNode& node) const {
+  const WorkflowTags& t = node.tags;
+  int32_t steps = 1;
+  if (t.job >= 0) {
+    if (const JobForecast* job = forecast_.job(t.job)) {
+      steps = job->ended ? JobForecast::kNoSteps : job->steps_to_execution;
+    }
+  } else if (t.type >= 0) {
+    if (const AgentForecast* agent = forecast_.agent(t.type, t.agent)) steps = agent->steps_to_execution;
+  }
+  const double step_rank = steps == JobForecast::kNoSteps ? 1e3 : std::min(static_cast<double>(steps), 999.0);
+  return -step_rank * kBand / 1e3 + node.last_access_time;
+}
+
+double TtlEviction::priority(const RadixNode& node) const {
+  if (node.tags.job >= 0) {
+    const JobForecast* job = forecast_.job(node.tags.job);
+    if (job != nullptr && !job->ended && forecast_.now() < job->pinned_until) {
+      return kBand + node.last_access_time;
+    }
+  }
+  return node.last_access_time;
+}
+
+std::vector<std::string> eviction_policy_names() { return {"lru", "pythia", "kvflow", "ttl"}; }
+
+std::unique_ptr<EvictionPolicy> make_eviction_policy(const std::string& name,
+                                                     const WorkflowForecast& forecast) {
   if (name == "lru") return std::make_unique<LruEviction>();
+  if (name == "pythia") return std::make_unique<PythiaEviction>(forecast);
+  if (name == "kvflow") return std::make_unique<KvflowEviction>(forecast);
+  if (name == "ttl") return std::make_unique<TtlEviction>(forecast);
   throw std::invalid_argument("unknown eviction policy '" + name + "' (known: " +
                               joined(eviction_policy_names()) + ")");
 }

@@ -92,9 +92,11 @@ void RadixTree::refresh_evictable(RadixNode* node) {
   }
 }
 
-void RadixTree::touch(RadixNode* node, uint64_t now) {
+void RadixTree::touch(RadixNode* node, uint64_t now, const WorkflowTags& user) {
+  share_tags(node->tags, user);
   if (node->last_access == now) return;
   node->last_access = now;
+  node->last_access_time = time_;
   reprioritize(node);
 }
 
@@ -111,6 +113,7 @@ RadixNode* RadixTree::new_node(RadixNode* parent, const int32_t* tokens, int32_t
   node->parent = parent;
   node->id = next_id_++;
   node->last_access = clock_;
+  node->last_access_time = time_;
   RadixNode* raw = node.get();
   parent->children[page_key(tokens)] = std::move(node);
   ++num_nodes_;
@@ -137,6 +140,7 @@ RadixNode* RadixTree::split(RadixNode* node, int32_t k) {
   mid->parent = parent;
   mid->lock_count = node->lock_count;
   mid->last_access = node->last_access;
+  mid->last_access_time = node->last_access_time;
   mid->tags = node->tags;
   mid->id = next_id_++;
   mid->num_device_children = node->on_device() ? 1 : 0;
@@ -150,7 +154,7 @@ RadixNode* RadixTree::split(RadixNode* node, int32_t k) {
   return raw;
 }
 
-MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n) {
+MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n, const WorkflowTags& tags) {
   MatchResult result;
   const int32_t total = static_cast<int32_t>(n / page_size_);
   const uint64_t now = ++clock_;
@@ -163,7 +167,7 @@ MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n) {
     const int32_t k = common_pages(child, rest, total - pos);
     const bool whole = k == child->num_pages();
     if (!whole) child = split(child, k);
-    touch(child, now);
+    touch(child, now, tags);
     result.device_pages.insert(result.device_pages.end(), child->device_pages.begin(),
                                child->device_pages.end());
     node = child;
@@ -253,7 +257,7 @@ InsertResult RadixTree::insert(const int32_t* tokens, int32_t num_pages, const i
       refresh_evictable(child);
       if (tree_pages) tree_pages->insert(tree_pages->end(), pages + pos, pages + pos + k);
     }
-    touch(child, now);
+    touch(child, now, tags);
     node = child;
     pos += k;
   }

@@ -24,22 +24,33 @@ void check_config(const SchedulerConfig& c) {
   require(c.new_token_ratio_decay >= 0, "new_token_ratio_decay must be >= 0");
   require(c.reserve_clip_tokens >= 0, "reserve_clip_tokens must be >= 0");
   require(c.aging_tokens_per_step >= 0, "aging_tokens_per_step must be >= 0");
+  require(c.unblock_bonus_tokens >= 0, "unblock_bonus_tokens must be >= 0");
+  const auto& names = admission_policy_names();
+  if (std::find(names.begin(), names.end(), c.admission_policy) == names.end()) {
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("SchedulerConfig: unknown admission_policy '" + c.admission_policy +
+                                "' (known: " + known + ")");
+  }
 }
 
 }  // namespace
 
+std::vector<std::string> admission_policy_names() { return {"ratio", "pythia"}; }
+
 Scheduler::Scheduler(const SchedulerConfig& config)
     : config_((check_config(config), config)),
       cache_(config.page_size, config.num_device_pages, config.num_host_pages,
-             make_eviction_policy(config.eviction_policy)),
+             make_eviction_policy(config.eviction_policy, forecast_)),
       policy_(make_schedule_policy(config.schedule_policy,
                                    static_cast<size_t>(config.lpm_fallback_queue_len),
-                                   config.aging_tokens_per_step)),
-      new_token_ratio_(config.init_new_token_ratio) {}
+                                   config.aging_tokens_per_step, config.unblock_bonus_tokens)),
+      new_token_ratio_(config.init_new_token_ratio),
+      reserve_by_prediction_(config.admission_policy == "pythia") {}
 
 void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
                             double arrival_time, const WorkflowTags& tags,
-                            int32_t max_cached_tokens) {
+                            int32_t max_cached_tokens, int32_t predicted_output_tokens) {
   const std::string who = "request " + std::to_string(id);
   if (requests_.count(id)) throw std::invalid_argument(who + ": id is already in use");
   if (prompt.empty()) throw std::invalid_argument(who + ": empty prompt");
@@ -62,14 +73,19 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max
   req->arrival_step = step_;
   req->tags = tags;
   req->max_cached_tokens = max_cached_tokens;
+  req->predicted_output_tokens = predicted_output_tokens;
   waiting_.push_back(req.get());
   requests_.emplace(id, std::move(req));
 }
 
 int32_t Scheduler::reserve_tokens(const Request& req) const {
-  const int32_t remaining = std::min(req.max_new_tokens - req.output_len(),
-                                     config_.reserve_clip_tokens);
-  return static_cast<int32_t>(std::ceil(std::max(remaining, 0) * new_token_ratio_));
+  const int32_t remaining = std::max(0, std::min(req.max_new_tokens - req.output_len(),
+                                                config_.reserve_clip_tokens));
+  if (reserve_by_prediction_ && req.predicted_output_tokens >= 0) {
+    // Past its P99 the request grows page by page, like any other.
+    return std::clamp(req.predicted_output_tokens - req.output_len(), 0, remaining);
+  }
+  return static_cast<int32_t>(std::ceil(remaining * new_token_ratio_));
 }
 
 int32_t Scheduler::future_pages(const Request& req) const {
@@ -272,15 +288,21 @@ int64_t Scheduler::attained_service(const Request& req) const {
 double Scheduler::predicted_job_work(const Request& req) const {
   if (req.tags.job < 0) return -1.0;
   auto it = job_work_.find(req.tags.job);
-  return it == job_work_.end() ? -1.0 : it->second;
+  return it == job_work_.end() ? -1.0 : it->second.tokens;
 }
 
-void Scheduler::set_job_work(int32_t job, double tokens) {
+bool Scheduler::unblocks_downstream(const Request& req) const {
+  if (req.tags.job < 0) return false;
+  auto it = job_work_.find(req.tags.job);
+  return it != job_work_.end() && it->second.unblocks;
+}
+
+void Scheduler::set_job_work(int32_t job, double tokens, bool unblocks) {
   if (job < 0) throw std::invalid_argument("set_job_work: job ids are >= 0");
   if (tokens < 0) {
     job_work_.erase(job);
   } else {
-    job_work_[job] = tokens;
+    job_work_[job] = {tokens, unblocks};
   }
 }
 

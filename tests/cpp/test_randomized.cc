@@ -177,14 +177,25 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
     c.max_batch_tokens = pick(4, 64);
     c.max_running_requests = pick(1, 8);
     c.schedule_policy = std::vector<const char*>{"fcfs", "lpm", "plas", "pythia"}[pick(0, 3)];
+    c.eviction_policy = std::vector<const char*>{"lru", "pythia", "kvflow", "ttl"}[pick(0, 3)];
+    c.admission_policy = pick(0, 1) ? "pythia" : "ratio";
     c.init_new_token_ratio = pick(0, 10) / 10.0;
     c.min_new_token_ratio = c.init_new_token_ratio * pick(0, 10) / 10.0;
     c.new_token_ratio_decay = 0.01;
     SCOPED_TRACE("seed " + std::to_string(seed) + " page_size " + std::to_string(c.page_size) +
-                 " pages " + std::to_string(c.num_device_pages) + " policy " + c.schedule_policy);
+                 " pages " + std::to_string(c.num_device_pages) + " policy " + c.schedule_policy + "/" + c.eviction_policy + "/" + c.admission_policy);
     Scheduler sched(c);
     testing::FakeModel model(c.page_size, c.num_device_pages);
-    for (int32_t job = 0; job < 5; job += 2) sched.set_job_work(job, pick(0, 500));  // some jobs predicted
+    for (int32_t job = 0; job < 5; job += 2) sched.set_job_work(job, pick(0, 500), pick(0, 1));  // some jobs predicted
+    // Forecasts that change as the run goes, some jobs dead, some pinned.
+    auto forecast_job = [&](int32_t job) {
+      JobForecast f;
+      f.next_use = pick(0, 50);
+      f.dead_after = pick(0, 60);
+      f.steps_to_execution = pick(0, 3);
+      f.pinned_until = pick(0, 60);
+      sched.forecast().set_job(job, f);
+    };
 
     // A few shared "system prompts" so requests hit the cache.
     std::vector<Tokens> systems(3);
@@ -206,7 +217,10 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
         const int32_t max_new = pick(0, 12);
         const int64_t id = next_id++;
         try {
-          sched.add_request(id, prompt, max_new, 0.0, WorkflowTags{0, static_cast<int32_t>(id % 5), pick(0, 2)});
+          sched.add_request(id, prompt, max_new, 0.0, WorkflowTags{0, static_cast<int32_t>(id % 5), pick(0, 2)},
+                            -1, pick(-1, 12));
+          forecast_job(static_cast<int32_t>(id % 5));
+          if (pick(0, 20) == 0) sched.forecast().end_job(static_cast<int32_t>(id % 5));
           reqs[id] = Expected{prompt, max_new};
         } catch (const std::invalid_argument&) {
           ASSERT_GT(sched.cache().pages_for(prompt.size() + max_new), c.num_device_pages);
@@ -216,6 +230,7 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
         std::advance(it, pick(0, static_cast<int>(reqs.size()) - 1));
         if (!it->second.done && !it->second.aborted && sched.abort(it->first)) it->second.aborted = true;
       } else {
+        sched.set_time(steps);
         for (int64_t id : model.step(sched)) reqs.at(id).done = true;
         ++steps;
       }

@@ -264,6 +264,36 @@ TEST_F(SchedulerTest, PythiaAgingLetsALongJobInEventually) {
   }
 }
 
+TEST_F(SchedulerTest, PythiaUnblockBonusLetsAFanOutStragglerGoFirst) {
+  SchedulerConfig c = make_config(4, 64, 64, 1, "pythia");
+  c.unblock_bonus_tokens = 512;
+  init(c);
+  sched->set_job_work(1, 1000, /*unblocks=*/true);  // its last branch: the reviewer waits on it
+  sched->set_job_work(2, 600, /*unblocks=*/false);
+  sched->add_request(1, iota_tokens(0, 8), 2, 0.0, WorkflowTags{0, 1, 0});
+  sched->add_request(2, iota_tokens(100, 8), 2, 0.0, WorkflowTags{0, 2, 0});
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{1}));
+  run_to_completion();
+}
+
+TEST_F(SchedulerTest, PythiaAdmissionReservesThePredictedOutputNotTheRatio) {
+  // 12 pages of 4 tokens. Each request: an 8-token prompt (2 pages) and
+  // max_new_tokens 32, of which the profiler predicts at most 4 (P99).
+  for (const char* admission : {"ratio", "pythia"}) {
+    SchedulerConfig c = with_reserve_ratio(make_config(4, 12, 64), 1.0);
+    c.admission_policy = admission;
+    init(c);
+    for (int64_t id = 1; id <= 3; ++id) {
+      sched->add_request(id, iota_tokens(100 * static_cast<int32_t>(id), 8), 32, 0.0, {}, -1, 4);
+    }
+    step();
+    // ratio: 2 + 8 pages reserved per request, only one fits; pythia: 2 + 1 each, all three do.
+    EXPECT_EQ(model->last_plan().size(), std::string(admission) == "pythia" ? 3u : 1u) << admission;
+    run_to_completion();
+  }
+}
+
 TEST_F(SchedulerTest, AbortFreesPagesOfRunningAndWaitingRequests) {
   init(make_config(4, 64, 64, 1));
   sched->add_request(1, iota_tokens(0, 10), 50, 0.0, {});
@@ -362,6 +392,9 @@ TEST(SchedulerConfigTest, UnknownPolicyNamesAreRejectedWithTheKnownOnes) {
   c.eviction_policy = "mru";
   EXPECT_THROW(Scheduler{c}, std::invalid_argument);
   c.eviction_policy = "lru";
+  c.admission_policy = "greedy";
+  EXPECT_THROW(Scheduler{c}, std::invalid_argument);
+  c.admission_policy = "ratio";
   c.page_size = 0;
   EXPECT_THROW(Scheduler{c}, std::invalid_argument);
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pythia/radix_node.h"
+#include "pythia/workflow_forecast.h"
 
 namespace pythia {
 
@@ -34,11 +35,56 @@ class LruEviction final : public EvictionPolicy {
   bool static_priority() const override { return true; }
 };
 
+/// \brief Pythia (Belady-like): evicts the node whose predicted next use is
+/// farthest away. Dead jobs' private contexts go first (ended, or idle past
+/// their P99 gap), oldest first; then nodes by predicted next use of their
+/// job, or of their agent for a shared prefix such as a system prompt. A node
+/// nothing is predicted for is expected back after as long as it has been
+/// idle (2 * now - last use), so that without any metadata the order is LRU.
+class PythiaEviction final : public EvictionPolicy {
+ public:
+  explicit PythiaEviction(const WorkflowForecast& forecast) : forecast_(forecast) {}
+  const char* name() const override { return "pythia"; }
+  double priority(const RadixNode& node) const override;
+
+ private:
+  const WorkflowForecast& forecast_;
+};
+
+/// \brief KVFlow: steps-to-execution from the agent step graph. A node whose
+/// agent (or job) runs fewer agent steps from now is kept; among equal steps,
+/// LRU. Ended jobs and agents no live job can reach count as never running.
+/// Nodes nothing is known about count as one step away.
+class KvflowEviction final : public EvictionPolicy {
+ public:
+  explicit KvflowEviction(const WorkflowForecast& forecast) : forecast_(forecast) {}
+  const char* name() const override { return "kvflow"; }
+  double priority(const RadixNode& node) const override;
+
+ private:
+  const WorkflowForecast& forecast_;
+};
+
+/// \brief Continuum: when a job's call ends in a tool call, its pages are
+/// pinned for a TTL chosen from the tool-gap distribution; pinned nodes are
+/// evicted only when nothing unpinned is left. Otherwise LRU.
+class TtlEviction final : public EvictionPolicy {
+ public:
+  explicit TtlEviction(const WorkflowForecast& forecast) : forecast_(forecast) {}
+  const char* name() const override { return "ttl"; }
+  double priority(const RadixNode& node) const override;
+
+ private:
+  const WorkflowForecast& forecast_;
+};
+
 /// \brief Names accepted by make_eviction_policy.
 std::vector<std::string> eviction_policy_names();
 
 /// \brief Builds a policy by name; throws std::invalid_argument listing the
-/// known names for an unknown one.
-std::unique_ptr<EvictionPolicy> make_eviction_policy(const std::string& name);
+/// known names for an unknown one. Prediction-driven policies read
+/// `forecast`, which must outlive them.
+std::unique_ptr<EvictionPolicy> make_eviction_policy(const std::string& name,
+                                                     const WorkflowForecast& forecast);
 
 }  // namespace pythia

@@ -45,6 +45,9 @@ class KVCacheManager {
   /// evictable; returns the evicted page ids in eviction order.
   std::vector<int32_t> evict(int32_t num_pages);
 
+  /// \brief Sets the clock recorded as the last use of cached prefixes.
+  void set_time(double now) { tree_.set_time(now); }
+
   int32_t pages_for(int64_t num_positions) const {
     return static_cast<int32_t>((num_positions + page_size_ - 1) / page_size_);
   }

@@ -36,12 +36,15 @@ struct RadixNode {
   int32_t num_device_children = 0;
   /// Logical time of the last match or insert through this node.
   uint64_t last_access = 0;
+  /// Wall-clock time (seconds, the tree's clock) of that last use.
+  double last_access_time = 0.0;
   /// Creation order; breaks ties between equal priorities deterministically.
   uint64_t id = 0;
   /// Eviction priority the tree last ranked this node with (static-priority
   /// policies only; see EvictionPolicy::static_priority).
   double rank = 0.0;
-  /// Tags of the request that inserted this node (later policies use them).
+  /// Who uses this node: the inserting request's tags, widened by
+  /// share_tags() as other jobs, agents or types use it.
   WorkflowTags tags;
 
   int32_t num_pages() const { return static_cast<int32_t>(device_pages.empty() ? host_pages.size() : device_pages.size()); }

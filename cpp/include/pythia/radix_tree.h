@@ -55,8 +55,9 @@ class RadixTree {
 
   /// \brief Longest cached prefix of tokens[0, n) in whole pages. Splits a
   /// node when the match ends inside it, so that last_node covers exactly the
-  /// matched prefix, and marks the path as used now.
-  MatchResult match_prefix(const int32_t* tokens, size_t n);
+  /// matched prefix, and marks the path as used now by a request with `tags`
+  /// (see share_tags: a node used by two jobs becomes a shared prefix).
+  MatchResult match_prefix(const int32_t* tokens, size_t n, const WorkflowTags& tags = WorkflowTags{});
 
   /// \brief Device pages match_prefix would return, without splitting nodes
   /// or touching access times (for ordering policies that only look).
@@ -79,6 +80,9 @@ class RadixTree {
   /// is evictable. Removed page ids are appended to `out`, in eviction order;
   /// the caller releases them. Returns the number removed.
   int32_t evict(int32_t num_pages, std::vector<int32_t>& out);
+
+  /// \brief Sets the wall clock (seconds) recorded as nodes' last_access_time.
+  void set_time(double now) { time_ = now; }
 
   /// \brief Re-ranks a node after its policy priority changed for a reason
   /// the tree cannot see (a static-priority policy learned something new).
@@ -119,7 +123,7 @@ class RadixTree {
   bool is_evictable(const RadixNode* node) const;
   void refresh_evictable(RadixNode* node);
   /// Marks `node` used at logical time `now`, re-ranking it if evictable.
-  void touch(RadixNode* node, uint64_t now);
+  void touch(RadixNode* node, uint64_t now, const WorkflowTags& user);
   void delete_leaf(RadixNode* node);
   int32_t evict_in_order(int32_t num_pages, std::vector<int32_t>& out);
   int32_t evict_by_rescan(int32_t num_pages, std::vector<int32_t>& out);
@@ -133,6 +137,7 @@ class RadixTree {
   const bool ordered_eviction_;
   RadixNode root_;
   uint64_t clock_ = 0;
+  double time_ = 0.0;
   uint64_t next_id_ = 1;
   int32_t evictable_pages_ = 0;
   int32_t protected_pages_ = 0;

@@ -31,6 +31,9 @@ struct Request {
   /// limit). Input logprobs need the logits of every scored position, so a
   /// request asking for them must compute those positions itself.
   int32_t max_cached_tokens = -1;
+  /// P99 predicted output length from the workflow profiler (-1: none), for
+  /// the "pythia" admission policy.
+  int32_t predicted_output_tokens = -1;
   RequestState state = RequestState::kWaiting;
 
   /// Positions whose KV is in `pages`.

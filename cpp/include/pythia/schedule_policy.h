@@ -21,6 +21,9 @@ class SchedulingContext {
   /// \brief Predicted remaining work (tokens) of the request's job, as the
   /// workflow profiler last reported it; negative when nothing was reported.
   virtual double predicted_job_work(const Request& req) const = 0;
+  /// \brief Whether finishing the request's job's calls in flight lets the
+  /// job's next agent start (the profiler's judgement).
+  virtual bool unblocks_downstream(const Request& req) const = 0;
   /// \brief Scheduler steps since the request arrived (for aging).
   virtual uint64_t steps_waited(const Request& req) const = 0;
 };
@@ -77,15 +80,18 @@ class LongestPrefixMatchPolicy final : public SchedulePolicy {
 
 /// \brief Pythia: the job with the least predicted remaining work goes first
 /// (shortest-remaining-work-first over whole jobs, so that a nearly finished
-/// agent pipeline is not held behind long ones), with aging so nothing starves;
+/// agent pipeline is not held behind long ones), less a bonus when the
+/// request's completion unblocks its job's next agent, with aging so nothing
+/// starves;
 /// under memory pressure the request with the most remaining work is preempted.
 /// A request whose job has no prediction counts its own prompt plus
 /// max_new_tokens as its work; with no prediction anywhere in the queue it
 /// orders as `lpm` does, so untagged traffic gets the baseline's behaviour.
 class PythiaSchedulePolicy final : public SchedulePolicy {
  public:
-  PythiaSchedulePolicy(size_t lpm_fallback_queue_len, double aging_tokens_per_step)
-      : lpm_(lpm_fallback_queue_len), aging_(aging_tokens_per_step) {}
+  PythiaSchedulePolicy(size_t lpm_fallback_queue_len, double aging_tokens_per_step,
+                       double unblock_bonus_tokens)
+      : lpm_(lpm_fallback_queue_len), aging_(aging_tokens_per_step), unblock_bonus_(unblock_bonus_tokens) {}
   const char* name() const override { return "pythia"; }
   void order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const override;
   double preempt_rank(const Request& req, const SchedulingContext& ctx) const override {
@@ -96,6 +102,7 @@ class PythiaSchedulePolicy final : public SchedulePolicy {
   double work(const Request& req, const SchedulingContext& ctx) const;
   LongestPrefixMatchPolicy lpm_;
   double aging_;
+  double unblock_bonus_;
 };
 
 /// \brief Names accepted by make_schedule_policy.
@@ -105,6 +112,7 @@ std::vector<std::string> schedule_policy_names();
 /// known names for an unknown one.
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
                                                      size_t lpm_fallback_queue_len,
-                                                     double aging_tokens_per_step);
+                                                     double aging_tokens_per_step,
+                                                     double unblock_bonus_tokens);
 
 }  // namespace pythia

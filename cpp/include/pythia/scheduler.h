@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -11,8 +12,12 @@
 #include "pythia/schedule_policy.h"
 #include "pythia/scheduler_config.h"
 #include "pythia/step_plan.h"
+#include "pythia/workflow_forecast.h"
 
 namespace pythia {
+
+/// \brief Names accepted as SchedulerConfig::admission_policy.
+std::vector<std::string> admission_policy_names();
 
 /// \brief Counters for metrics and tests.
 struct SchedulerStats {
@@ -42,8 +47,11 @@ class Scheduler : private SchedulingContext {
   /// \brief Queues a request. Throws std::invalid_argument for a duplicate id,
   /// an empty prompt, a negative max_new_tokens, or a request whose prompt
   /// plus max_new_tokens could never fit in the device pool.
+  /// `predicted_output_tokens` (P99, -1: unknown) sizes the "pythia"
+  /// admission reservation.
   void add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
-                   double arrival_time, const WorkflowTags& tags, int32_t max_cached_tokens = -1);
+                   double arrival_time, const WorkflowTags& tags, int32_t max_cached_tokens = -1,
+                   int32_t predicted_output_tokens = -1);
 
   /// \brief Decides the next step. Throws std::logic_error if the previous
   /// plan has not been answered by update().
@@ -61,8 +69,19 @@ class Scheduler : private SchedulingContext {
   bool abort(int64_t id);
 
   /// \brief Records the workflow profiler's prediction of a job's remaining
-  /// work in tokens (read by the `pythia` policy); a negative value clears it.
-  void set_job_work(int32_t job, double tokens);
+  /// work in tokens, and whether finishing the job's calls in flight unblocks
+  /// its next agent (read by the `pythia` policy); negative tokens clear it.
+  void set_job_work(int32_t job, double tokens, bool unblocks = false);
+
+  /// \brief Advances the clock (seconds) that predictions and the prefix
+  /// cache's access times are measured on. Call it before each step.
+  void set_time(double now) {
+    forecast_.set_time(now);
+    cache_.set_time(now);
+  }
+  /// \brief The profiler's predictions, for prediction-driven policies.
+  WorkflowForecast& forecast() { return forecast_; }
+  const WorkflowForecast& forecast() const { return forecast_; }
 
   /// \brief Evicts every unlocked page of the prefix cache; returns how many.
   int32_t flush_cache();
@@ -85,6 +104,7 @@ class Scheduler : private SchedulingContext {
   const RadixTree& tree() const override { return cache_.tree(); }
   int64_t attained_service(const Request& req) const override;
   double predicted_job_work(const Request& req) const override;
+  bool unblocks_downstream(const Request& req) const override;
   uint64_t steps_waited(const Request& req) const override { return step_ - req.arrival_step; }
   void schedule_running(int32_t& budget, bool& preempted);
   void admit_waiting(int32_t& budget);
@@ -97,6 +117,7 @@ class Scheduler : private SchedulingContext {
   void drop(int64_t id);
 
   SchedulerConfig config_;
+  WorkflowForecast forecast_;  // before cache_, whose eviction policy reads it
   KVCacheManager cache_;
   std::unique_ptr<SchedulePolicy> policy_;
   std::unordered_map<int64_t, std::unique_ptr<Request>> requests_;
@@ -111,13 +132,18 @@ class Scheduler : private SchedulingContext {
   uint64_t next_arrival_seq_ = 0;
   uint64_t step_ = 0;
   double new_token_ratio_;
+  const bool reserve_by_prediction_;
   int64_t num_preemptions_ = 0;
   int64_t prompt_tokens_ = 0;
   int64_t cached_prompt_tokens_ = 0;
   /// Service attained by each job (workflow job tag), for program-level policies.
   std::unordered_map<int32_t, int64_t> job_service_;
   /// Predicted remaining work per job, from the workflow profiler.
-  std::unordered_map<int32_t, double> job_work_;
+  struct JobWork {
+    double tokens;
+    bool unblocks;
+  };
+  std::unordered_map<int32_t, JobWork> job_work_;
 };
 
 }  // namespace pythia

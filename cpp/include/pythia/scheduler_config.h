@@ -23,11 +23,19 @@ struct SchedulerConfig {
   std::string schedule_policy = "fcfs";
   /// Prefix-cache eviction: a name from eviction_policy_names().
   std::string eviction_policy = "lru";
+  /// Output KV reserved at admission: "ratio" (SGLang: new_token_ratio of
+  /// max_new_tokens, optimistic, preempting when it runs out) or "pythia"
+  /// (the request's P99 predicted output where one was given, else "ratio").
+  std::string admission_policy = "ratio";
   /// Waiting requests beyond which `lpm` falls back to FCFS (SGLang uses 128).
   int32_t lpm_fallback_queue_len = 128;
   /// `pythia` ordering: a waiting request's predicted work shrinks by this many
   /// tokens per step it waits, so that long jobs are admitted eventually.
   double aging_tokens_per_step = 8.0;
+  /// `pythia` ordering: a request whose completion unblocks its job's next
+  /// agent (the job's last call in flight, e.g. the straggler of a fan-out)
+  /// counts this many tokens less work.
+  double unblock_bonus_tokens = 512.0;
   /// Admission reserves KV for this fraction of each request's remaining
   /// max_new_tokens (SGLang's new_token_ratio). It decays step by step from
   /// the initial value to the minimum while nothing is preempted and jumps

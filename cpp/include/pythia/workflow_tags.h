@@ -13,4 +13,14 @@ struct WorkflowTags {
   int32_t agent = -1;  ///< role that is calling
 };
 
+/// \brief Widens the tags of a cached prefix that `user` is using: a prefix
+/// used by a second job is no longer one job's private context but shared
+/// (job -1), e.g. an agent's system prompt; used by a second agent or type it
+/// is shared wider still. Eviction policies predict reuse at that level.
+inline void share_tags(WorkflowTags& owner, const WorkflowTags& user) {
+  if (owner.job != user.job) owner.job = -1;
+  if (owner.type != user.type) owner.type = -1;
+  if (owner.agent != user.agent || owner.type == -1) owner.agent = -1;
+}
+
 }  // namespace pythia

@@ -1,0 +1,78 @@
+// Predictions about workflow jobs and agents, as the Python profiler last
+// reported them (ARCHITECTURE.md §2); read by the prediction-driven policies.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <unordered_map>
+
+#include "pythia/workflow_tags.h"
+
+namespace pythia {
+
+/// \brief What is predicted about one job's private context (its pages).
+struct JobForecast {
+  static constexpr double kNever = std::numeric_limits<double>::infinity();
+  static constexpr int32_t kNoSteps = std::numeric_limits<int32_t>::max();
+  /// Predicted time of the job's next call (forecast clock, seconds); the
+  /// current time or earlier while a call is queued or running.
+  double next_use = kNever;
+  /// The job counts as dead once the clock passes this without a new call
+  /// (its last event plus the P99 gap); kNever while nothing is known.
+  double dead_after = kNever;
+  /// Agent steps until the job runs again (KVFlow's steps-to-execution);
+  /// kNoSteps when it is not expected to.
+  int32_t steps_to_execution = 0;
+  /// Continuum: the job's pages are pinned until this time (tool-call TTL).
+  double pinned_until = -kNever;
+  /// Ended through the API: its private context will not be used again.
+  bool ended = false;
+};
+
+/// \brief What is predicted about a prefix shared by the jobs of one agent
+/// (its system prompt), or by all agents of a type (agent -1).
+struct AgentForecast {
+  double next_use = JobForecast::kNever;
+  int32_t steps_to_execution = JobForecast::kNoSteps;
+};
+
+/// \brief The clock and the latest predictions. Updated once per request
+/// event from Python, never per token; lookups are hash-map reads.
+class WorkflowForecast {
+ public:
+  double now() const { return now_; }
+  void set_time(double now) { now_ = now; }
+
+  /// Replaces everything known about the job (a job id seen again after it
+  /// ended is a live job again).
+  void set_job(int32_t job, const JobForecast& forecast) { jobs_[job] = forecast; }
+  void end_job(int32_t job) { jobs_[job].ended = true; }
+  /// Drops what is known about a job (its pages fall back to the default rule).
+  void forget_job(int32_t job) { jobs_.erase(job); }
+  void set_agent(int32_t type, int32_t agent, const AgentForecast& forecast) {
+    agents_[key(type, agent)] = forecast;
+  }
+
+  /// nullptr when nothing was reported.
+  const JobForecast* job(int32_t job) const {
+    auto it = jobs_.find(job);
+    return it == jobs_.end() ? nullptr : &it->second;
+  }
+  const AgentForecast* agent(int32_t type, int32_t agent) const {
+    auto it = agents_.find(key(type, agent));
+    return it == agents_.end() ? nullptr : &it->second;
+  }
+  /// Whether the job's private context is dead at the current time.
+  bool is_dead(const JobForecast& f) const { return f.ended || now_ > f.dead_after; }
+  size_t num_jobs() const { return jobs_.size(); }
+
+ private:
+  static uint64_t key(int32_t type, int32_t agent) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(type)) << 32) | static_cast<uint32_t>(agent);
+  }
+  double now_ = 0.0;
+  std::unordered_map<int32_t, JobForecast> jobs_;
+  std::unordered_map<uint64_t, AgentForecast> agents_;
+};
+
+}  // namespace pythia
