@@ -35,6 +35,11 @@ class ServerArgs:
         "help": "Request order: " + ", ".join(_core.schedule_policy_names()) + "."})
     eviction_policy: str = field(default="lru", metadata={
         "help": "Prefix-cache eviction: " + ", ".join(_core.eviction_policy_names()) + "."})
+    admission_policy: str = field(default="ratio", metadata={
+        "help": "Output KV reserved at admission: ratio (SGLang's new_token_ratio) or pythia (P99 predicted "
+                "output of the request's agent)."})
+    unblock_bonus_tokens: float = field(default=512.0, metadata={
+        "help": "pythia ordering: work forgiven to a request whose completion unblocks its job's next agent."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
 
     @classmethod
@@ -43,8 +48,11 @@ class ServerArgs:
             kwargs: dict[str, Any] = {"help": f.metadata["help"], "default": f.default}
             if f.type in ("int", "int | None"):
                 kwargs["type"] = int
+            elif f.type == "float":
+                kwargs["type"] = float
             choices = {"schedule_policy": _core.schedule_policy_names(),
-                       "eviction_policy": _core.eviction_policy_names()}.get(f.name)
+                       "eviction_policy": _core.eviction_policy_names(),
+                       "admission_policy": _core.admission_policy_names()}.get(f.name)
             if choices:
                 kwargs["choices"] = choices
             parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
@@ -57,5 +65,7 @@ class ServerArgs:
         for name in ("page_size", "max_total_tokens", "chunked_prefill_size", "max_running_requests", "port"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.unblock_bonus_tokens < 0:
+            raise ValueError("--unblock-bonus-tokens must be >= 0")
         if self.max_total_tokens < self.page_size:
             raise ValueError("--max-total-tokens must hold at least one page")

@@ -12,7 +12,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-from harness.configs import server_flags  # noqa: E402
+from harness.configs import CONFIGS, server_flags  # noqa: E402
 from harness.replay import Replayer  # noqa: E402
 from harness.report import summarize  # noqa: E402
 from pythia.entrypoints.server_process import LiveServer  # noqa: E402
@@ -77,9 +77,30 @@ def test_run_py_end_to_end(tmp_path):
         assert (out / name).stat().st_size > 0, name
 
 
-def test_a_config_that_does_not_exist_yet_is_an_error(tmp_path):
-    cmd = [sys.executable, str(BENCH / "run.py"), "--workload", "peer", "--configs", "vllm,pythia",
+def test_an_unknown_config_is_an_error_naming_the_known_ones(tmp_path):
+    cmd = [sys.executable, str(BENCH / "run.py"), "--workload", "peer", "--configs", "vllm,sglang-fast",
            "--out", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
-    assert "config 'pythia' does not exist yet" in proc.stderr
+    assert "unknown config 'sglang-fast'" in proc.stderr and "continuum" in proc.stderr
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_every_config_serves_a_tagged_dag_under_memory_pressure_without_leaks(config, tmp_path):
+    from pythia.models.tiny_model import tiny_model_path
+
+    # A KV pool a few requests wide: the run must evict, and the policies' decisions get exercised.
+    live = LiveServer("--model-path", str(tiny_model_path()), *server_flags(config), "--max-total-tokens", "1024",
+                      "--page-size", "8", log_path=tmp_path / "server.log")
+    try:
+        workload = GENERATORS["multi-agent-dag"](scale="tiny", seed=3, num_jobs=6, rate=4.0)
+        replayer = Replayer(live.url, workload, live.get("/get_model_info").json()["vocab_size"])
+        asyncio.run(replayer.run())
+        assert len(replayer.calls) == workload.num_calls
+        assert all(c.completion_tokens == s.output_tokens for job in workload.jobs for s in job.calls
+                   for c in replayer.calls if (c.job, c.call) == (job.id, s.id))
+        stats = live.stats()
+        assert stats["num_evicted_pages"] > 0, stats
+        assert stats["workflow_jobs_seen"] == 6
+    finally:
+        live.close()

@@ -26,7 +26,7 @@ def simulate(profiler: WorkflowProfiler, jobs: int, seed: int = 0) -> None:
             profiler.on_request("review", f"job-{j}", state, prompt, t)
             out = {"planner": 50, "coder": 200, "reviewer": 30}[state]
             t += 1.0
-            profiler.on_finish("review", f"job-{j}", state, out, t)
+            profiler.on_finish("review", f"job-{j}", state, out, t, 1.0)
             prompt += out + 10
             t += 0.5  # tool gap
 

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 from pythia import _core
 
+RATIO = "ratio"  # SGLang's admission: new_token_ratio of max_new_tokens
 CONFIGS: dict[str, dict[str, str]] = {
-    "vllm": {"schedule_policy": "fcfs", "eviction_policy": "lru"},
-    "sglang": {"schedule_policy": "lpm", "eviction_policy": "lru"},
-    "autellix": {"schedule_policy": "plas", "eviction_policy": "lru"},
-    "kvflow": {"schedule_policy": "fcfs", "eviction_policy": "kvflow"},
-    "continuum": {"schedule_policy": "fcfs", "eviction_policy": "ttl"},
-    "pythia": {"schedule_policy": "pythia", "eviction_policy": "pythia"},
-    # Ablation: Pythia's request order alone, on the baseline's cache.
-    "pythia-sched": {"schedule_policy": "pythia", "eviction_policy": "lru"},
+    "vllm": {"schedule_policy": "fcfs", "eviction_policy": "lru", "admission_policy": RATIO},
+    "sglang": {"schedule_policy": "lpm", "eviction_policy": "lru", "admission_policy": RATIO},
+    "autellix": {"schedule_policy": "plas", "eviction_policy": "lru", "admission_policy": RATIO},
+    "kvflow": {"schedule_policy": "fcfs", "eviction_policy": "kvflow", "admission_policy": RATIO},
+    "continuum": {"schedule_policy": "pfcfs", "eviction_policy": "ttl", "admission_policy": RATIO},
+    "pythia": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia"},
+    # Ablations: Pythia with one decision switched back to the sglang baseline's.
+    "pythia-no-sched": {"schedule_policy": "lpm", "eviction_policy": "pythia", "admission_policy": "pythia"},
+    "pythia-no-evict": {"schedule_policy": "pythia", "eviction_policy": "lru", "admission_policy": "pythia"},
+    "pythia-no-admit": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": RATIO},
 }
+KNOWN = {"schedule_policy": _core.schedule_policy_names, "eviction_policy": _core.eviction_policy_names,
+         "admission_policy": _core.admission_policy_names}
 
 
 def server_flags(name: str) -> list[str]:
@@ -24,12 +29,7 @@ def server_flags(name: str) -> list[str]:
     if name not in CONFIGS:
         raise ValueError(f"unknown config {name!r} (known: {', '.join(CONFIGS)})")
     policies = CONFIGS[name]
-    missing = []
-    if policies["schedule_policy"] not in _core.schedule_policy_names():
-        missing.append(f"schedule policy {policies['schedule_policy']!r}")
-    if policies["eviction_policy"] not in _core.eviction_policy_names():
-        missing.append(f"eviction policy {policies['eviction_policy']!r}")
+    missing = [f"{kind.replace('_', ' ')} {value!r}" for kind, value in policies.items() if value not in KNOWN[kind]()]
     if missing:
-        raise ValueError(f"config {name!r} does not exist yet: the core has no {' and no '.join(missing)} "
-                         f"(available: schedule {_core.schedule_policy_names()}, eviction {_core.eviction_policy_names()})")
-    return ["--schedule-policy", policies["schedule_policy"], "--eviction-policy", policies["eviction_policy"]]
+        raise ValueError(f"config {name!r} cannot run: the core has no {' and no '.join(missing)}")
+    return [arg for kind, value in policies.items() for arg in ("--" + kind.replace("_", "-"), value)]

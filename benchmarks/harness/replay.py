@@ -84,6 +84,11 @@ class Replayer:
                 self.on_call_done()
 
         await asyncio.gather(*(one(c) for c in job.calls))
+        if self.tagged:
+            # The application knows when a job is over and says so (ARCHITECTURE.md §1).
+            async with self.session.post(f"{self.url}/v1/workflows/jobs/{job.id}/end") as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"{job.id}: ending the job: HTTP {resp.status}: {await resp.text()}")
         self.jobs.append(JobRecord(job.id, job.type, job.arrival_s, max(finish_time.values()), len(job.calls)))
 
     def _body(self, job: Job, call: Call, bodies: dict, outputs: dict) -> list[int]:

@@ -31,6 +31,13 @@ void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
   for (size_t i = 0; i < keyed.size(); ++i) waiting[i] = keyed[i].second;
 }
 
+void ProgramFcfsPolicy::order_waiting(std::vector<Request*>& waiting,
+                                      const SchedulingContext& ctx) const {
+  std::stable_sort(waiting.begin(), waiting.end(), [&](const Request* a, const Request* b) {
+    return ctx.job_arrival_seq(*a) < ctx.job_arrival_seq(*b);
+  });
+}
+
 void PlasPolicy::order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const {
   std::vector<std::pair<int64_t, Request*>> keyed;
   keyed.reserve(waiting.size());
@@ -65,7 +72,7 @@ void PythiaSchedulePolicy::order_waiting(std::vector<Request*>& waiting, const S
   for (size_t i = 0; i < keyed.size(); ++i) waiting[i] = keyed[i].second;
 }
 
-std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm", "plas", "pythia"}; }
+std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm", "pfcfs", "plas", "pythia"}; }
 
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
                                                      size_t lpm_fallback_queue_len,
@@ -73,6 +80,7 @@ std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
                                                      double unblock_bonus_tokens) {
   if (name == "fcfs") return std::make_unique<FcfsPolicy>();
   if (name == "lpm") return std::make_unique<LongestPrefixMatchPolicy>(lpm_fallback_queue_len);
+  if (name == "pfcfs") return std::make_unique<ProgramFcfsPolicy>();
   if (name == "plas") return std::make_unique<PlasPolicy>();
   if (name == "pythia") {
     return std::make_unique<PythiaSchedulePolicy>(lpm_fallback_queue_len, aging_tokens_per_step,

@@ -72,6 +72,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max
   req->arrival_seq = next_arrival_seq_++;
   req->arrival_step = step_;
   req->tags = tags;
+  if (tags.job >= 0) job_first_seq_.emplace(tags.job, req->arrival_seq);
   req->max_cached_tokens = max_cached_tokens;
   req->predicted_output_tokens = predicted_output_tokens;
   waiting_.push_back(req.get());
@@ -289,6 +290,12 @@ double Scheduler::predicted_job_work(const Request& req) const {
   if (req.tags.job < 0) return -1.0;
   auto it = job_work_.find(req.tags.job);
   return it == job_work_.end() ? -1.0 : it->second.tokens;
+}
+
+uint64_t Scheduler::job_arrival_seq(const Request& req) const {
+  if (req.tags.job < 0) return req.arrival_seq;
+  auto it = job_first_seq_.find(req.tags.job);
+  return it == job_first_seq_.end() ? req.arrival_seq : it->second;
 }
 
 bool Scheduler::unblocks_downstream(const Request& req) const {

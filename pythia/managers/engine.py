@@ -24,6 +24,7 @@ from pythia.model_executor.sampler import SampleRow, sample
 from pythia.models.llama import LlamaForCausalLM
 from pythia.models.model_config import load_model_config
 from pythia.server_args import ServerArgs
+from pythia.managers.prediction_feed import PredictionFeed
 from pythia.workflow.profiler import WorkflowProfiler
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class Engine:
         config.max_batch_tokens = args.chunked_prefill_size
         config.schedule_policy = args.schedule_policy
         config.eviction_policy = args.eviction_policy
+        config.admission_policy = args.admission_policy
+        config.unblock_bonus_tokens = args.unblock_bonus_tokens
         self.core = _core.Scheduler(config)
         self.max_total_tokens = config.num_device_pages * args.page_size
         c = self.model_config
@@ -98,6 +101,13 @@ class Engine:
         self.tag_ids: dict[str, dict[str, int]] = {"type": {}, "job": {}, "agent": {}}
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "requests_finished": 0}
         self.profiler = WorkflowProfiler()
+        self.feed = PredictionFeed(self.core, self.profiler, self._tag, self.tag_ids, self.args.schedule_policy,
+                                   self.args.eviction_policy, self.args.admission_policy)
+        self.clock_origin = time.monotonic()
+
+    def now(self) -> float:
+        """Seconds since start: the clock of the profiler and of the core's predictions."""
+        return time.monotonic() - self.clock_origin
 
     # ---------------------------------------------------------------- requests
 
@@ -134,7 +144,8 @@ class Engine:
             self.core.add_request(state.core_id, np.asarray(req.input_ids, dtype=np.int32), req.params.max_new_tokens,
                                   arrival_time=time.time(), workflow_type=self._tag("type", wf.type),
                                   job=self._tag("job", wf.id), agent=self._tag("agent", wf.agent),
-                                  max_cached_tokens=max_cached)
+                                  max_cached_tokens=max_cached,
+                                  predicted_output_tokens=self.feed.predicted_output_tokens(wf.type, wf.agent))
         except ValueError as e:
             return GenerateOutput(rid=req.rid, new_token_ids=[], text="", finished=True,
                                   finish_reason={"type": "abort", "message": str(e)}, prompt_tokens=len(req.input_ids),
@@ -143,21 +154,16 @@ class Engine:
         self.requests[state.core_id] = state
         self.by_rid[req.rid] = state
         self.counters["prompt_tokens"] += len(req.input_ids)
-        self.profiler.on_request(wf.type, wf.id, wf.agent, len(req.input_ids), time.time())
-        self._publish_job_work(wf.id)
+        state.arrival_s = now = self.now()
+        self.profiler.on_request(wf.type, wf.id, wf.agent, len(req.input_ids), now)
+        self.feed.publish(wf.id, now)
         return None
 
     def _finished(self, state: RequestState) -> None:
         wf = state.req.workflow
-        self.profiler.on_finish(wf.type, wf.id, wf.agent, len(state.output_ids), time.time())
-        self._publish_job_work(wf.id)
-
-    def _publish_job_work(self, job: str | None) -> None:
-        """Hands the profiler's remaining-work prediction to the core, once per request event."""
-        if job is None or self.args.schedule_policy != "pythia":
-            return
-        work = self.profiler.remaining_work_tokens(job)
-        self.core.set_job_work(self._tag("job", job), -1.0 if work is None else work)
+        now = self.now()
+        self.profiler.on_finish(wf.type, wf.id, wf.agent, len(state.output_ids), now, now - state.arrival_s)
+        self.feed.publish(wf.id, now)
 
     def validate(self, req: GenerateRequest) -> None:
         n = len(req.input_ids)
@@ -194,6 +200,7 @@ class Engine:
 
     def step(self) -> list[GenerateOutput]:
         """One schedule -> forward -> sample -> update cycle; returns outputs to send."""
+        self.core.set_time(self.now())
         plan = self.core.schedule()
         num = len(plan["req_ids"])
         if num == 0:
@@ -328,7 +335,7 @@ class Engine:
         if kind == "workflow_end_job":
             if not profiler.end_job(payload["job"]):
                 return False, {"error": f"unknown or already ended job {payload['job']!r}"}
-            self._publish_job_work(payload["job"])
+            self.feed.publish(payload["job"], self.now())
             return True, {"job": payload["job"], "ended": True}
         return False, {"error": f"unknown workflow request {kind}"}
 

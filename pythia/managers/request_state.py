@@ -20,6 +20,7 @@ class RequestState:
     text: str = ""  # detokenized output, stop string trimmed once finished
     finish_reason: dict[str, Any] | None = None
     cached_tokens: int = -1  # -1 until first admitted
+    arrival_s: float = 0.0  # on the engine's clock
     generator: torch.Generator | None = None
     grammar: Any = None  # xgrammar.GrammarMatcher when the request is constrained
     # Next prompt position whose input logprob is still to be collected.

@@ -41,6 +41,7 @@ class AgentProfile:
     output_tokens: Samples = field(default_factory=Samples)
     prompt_growth: Samples = field(default_factory=Samples)  # prompt tokens beyond the job's previous prompt
     gap_after_s: Samples = field(default_factory=Samples)  # this agent finishing -> the job's next call
+    latency_s: Samples = field(default_factory=Samples)  # arrival -> finish of one call
 
 
 @dataclass
@@ -62,6 +63,9 @@ class TypeProfile:
         self.prior: dict[str, Counter[str]] = {}
         self.agents: dict[str, AgentProfile] = {}
         self.jobs_seen = 0
+        # Live jobs by state (last agent, a call in flight): what the agent forecasts are computed
+        # from, in time independent of the number of jobs.
+        self.census: Counter[tuple[str, bool]] = Counter()
 
     def seed(self, topology: Topology) -> None:
         """One pseudo-count per registered edge; entry agents follow START, exit agents lead to END."""
@@ -126,6 +130,20 @@ class WorkflowProfiler:
     def register(self, topology: Topology) -> None:
         self.profile(topology.type).seed(topology)
 
+    def _move(self, job: JobState, agent: str | None = None, running_delta: int = 0, ended: bool = False) -> None:
+        """Changes a job's state, keeping its type's census in step."""
+        census = self.profile(job.type).census
+        if not job.ended and job.last_agent != START:
+            census[(job.last_agent, job.running > 0)] -= 1
+            if census[(job.last_agent, job.running > 0)] <= 0:
+                del census[(job.last_agent, job.running > 0)]
+        if agent is not None:
+            job.last_agent = agent
+        job.running = max(0, job.running + running_delta)
+        job.ended = job.ended or ended
+        if not job.ended and job.last_agent != START:
+            census[(job.last_agent, job.running > 0)] += 1
+
     def on_request(self, wf_type: str | None, job_id: str | None, agent: str | None, prompt_tokens: int,
                    now: float) -> None:
         if job_id is None:
@@ -144,17 +162,20 @@ class WorkflowProfiler:
         stats = profile.agents.setdefault(agent, AgentProfile())
         stats.calls += 1
         stats.prompt_growth.add(max(0, prompt_tokens - job.last_prompt_tokens))
-        job.last_agent, job.last_prompt_tokens = agent, prompt_tokens
+        job.last_prompt_tokens = prompt_tokens
         job.calls += 1
-        job.running += 1
+        self._move(job, agent, +1)
 
     def on_finish(self, wf_type: str | None, job_id: str | None, agent: str | None, output_tokens: int,
-                  now: float) -> None:
+                  now: float, latency_s: float | None = None) -> None:
         if job_id is None or job_id not in self.jobs:
             return
         job = self.jobs[job_id]
-        self.profile(job.type).agents.setdefault(agent or "unnamed", AgentProfile()).output_tokens.add(output_tokens)
-        job.running = max(0, job.running - 1)
+        stats = self.profile(job.type).agents.setdefault(agent or "unnamed", AgentProfile())
+        stats.output_tokens.add(output_tokens)
+        if latency_s is not None:
+            stats.latency_s.add(latency_s)
+        self._move(job, running_delta=-1)
         job.last_finish_s = now
 
     def end_job(self, job_id: str) -> bool:
@@ -163,7 +184,7 @@ class WorkflowProfiler:
         if job is None or job.ended:
             return False
         self.profile(job.type).observe(job.last_agent, END)
-        job.ended = True
+        self._move(job, ended=True)
         return True
 
     # ------------------------------------------------------------------ predictions
@@ -202,6 +223,7 @@ class WorkflowProfiler:
                 "output_tokens": {"mean": a.output_tokens.mean(), "p99": a.output_tokens.quantile(0.99)},
                 "prompt_growth_tokens": {"mean": a.prompt_growth.mean()},
                 "gap_after_s": {"median": a.gap_after_s.quantile(0.5), "p99": a.gap_after_s.quantile(0.99)},
+                "latency_s": {"mean": a.latency_s.mean()},
                 "expected_calls_after": profile.expected_remaining_calls(name),
             }
         live = sum(1 for j in self.jobs.values() if j.type == wf_type and not j.ended)

@@ -176,7 +176,7 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
     c.num_device_pages = pick(48, 160) / c.page_size + 4;
     c.max_batch_tokens = pick(4, 64);
     c.max_running_requests = pick(1, 8);
-    c.schedule_policy = std::vector<const char*>{"fcfs", "lpm", "plas", "pythia"}[pick(0, 3)];
+    c.schedule_policy = std::vector<const char*>{"fcfs", "lpm", "pfcfs", "plas", "pythia"}[pick(0, 4)];
     c.eviction_policy = std::vector<const char*>{"lru", "pythia", "kvflow", "ttl"}[pick(0, 3)];
     c.admission_policy = pick(0, 1) ? "pythia" : "ratio";
     c.init_new_token_ratio = pick(0, 10) / 10.0;

@@ -264,6 +264,22 @@ TEST_F(SchedulerTest, PythiaAgingLetsALongJobInEventually) {
   }
 }
 
+TEST_F(SchedulerTest, ProgramFcfsPutsAReturningJobAheadOfLaterJobs) {
+  init(make_config(4, 64, 64, 1, "pfcfs"));
+  sched->add_request(1, iota_tokens(0, 8), 1, 0.0, WorkflowTags{0, 7, 0});  // job 7 starts first
+  run_to_completion();
+  sched->add_request(2, iota_tokens(100, 8), 1, 0.0, WorkflowTags{0, 8, 0});  // job 8 starts
+  sched->add_request(3, iota_tokens(200, 8), 1, 0.0, WorkflowTags{0, 7, 0});  // job 7 back from a tool
+  sched->add_request(4, iota_tokens(300, 8), 1, 0.0, {});                     // untagged, latest
+  std::vector<int64_t> order;
+  for (int i = 0; i < 3; ++i) {
+    step();
+    order.push_back(model->last_plan().req_ids.front());
+  }
+  EXPECT_EQ(order, (std::vector<int64_t>{3, 2, 4}));
+  run_to_completion();
+}
+
 TEST_F(SchedulerTest, PythiaUnblockBonusLetsAFanOutStragglerGoFirst) {
   SchedulerConfig c = make_config(4, 64, 64, 1, "pythia");
   c.unblock_bonus_tokens = 512;

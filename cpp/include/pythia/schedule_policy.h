@@ -24,6 +24,9 @@ class SchedulingContext {
   /// \brief Whether finishing the request's job's calls in flight lets the
   /// job's next agent start (the profiler's judgement).
   virtual bool unblocks_downstream(const Request& req) const = 0;
+  /// \brief Arrival order of the request's job (its first request), or of the
+  /// request alone when it carries no job tag.
+  virtual uint64_t job_arrival_seq(const Request& req) const = 0;
   /// \brief Scheduler steps since the request arrived (for aging).
   virtual uint64_t steps_waited(const Request& req) const = 0;
 };
@@ -48,6 +51,18 @@ class FcfsPolicy final : public SchedulePolicy {
  public:
   const char* name() const override { return "fcfs"; }
   void order_waiting(std::vector<Request*>&, const SchedulingContext&) const override {}
+};
+
+/// \brief Program-level first come, first served (Continuum): requests are
+/// ordered by the arrival of their job's first request, so a job coming back
+/// from a tool call goes ahead of jobs that started after it.
+class ProgramFcfsPolicy final : public SchedulePolicy {
+ public:
+  const char* name() const override { return "pfcfs"; }
+  void order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const override;
+  double preempt_rank(const Request& req, const SchedulingContext& ctx) const override {
+    return static_cast<double>(ctx.job_arrival_seq(req));
+  }
 };
 
 /// \brief Autellix's program-level least attained service: the request whose

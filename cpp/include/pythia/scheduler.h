@@ -105,6 +105,7 @@ class Scheduler : private SchedulingContext {
   int64_t attained_service(const Request& req) const override;
   double predicted_job_work(const Request& req) const override;
   bool unblocks_downstream(const Request& req) const override;
+  uint64_t job_arrival_seq(const Request& req) const override;
   uint64_t steps_waited(const Request& req) const override { return step_ - req.arrival_step; }
   void schedule_running(int32_t& budget, bool& preempted);
   void admit_waiting(int32_t& budget);
@@ -136,6 +137,8 @@ class Scheduler : private SchedulingContext {
   int64_t num_preemptions_ = 0;
   int64_t prompt_tokens_ = 0;
   int64_t cached_prompt_tokens_ = 0;
+  /// Arrival order of each job's first request, for program-level FCFS.
+  std::unordered_map<int32_t, uint64_t> job_first_seq_;
   /// Service attained by each job (workflow job tag), for program-level policies.
   std::unordered_map<int32_t, int64_t> job_service_;
   /// Predicted remaining work per job, from the workflow profiler.

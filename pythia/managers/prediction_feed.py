@@ -1,0 +1,60 @@
+"""Hands the workflow profiler's predictions to the scheduler core, once per request event.
+
+Only what the configured policies read is computed and sent: job work for `pythia` ordering,
+job and agent forecasts for the prediction-driven eviction policies, P99 output lengths for
+`pythia` admission. With `fcfs`/`lpm` + `lru` + `ratio` nothing is sent at all.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from pythia.workflow.forecast import NEVER, agent_forecasts, job_forecast
+from pythia.workflow.profiler import WorkflowProfiler
+
+
+class PredictionFeed:
+    def __init__(self, core: Any, profiler: WorkflowProfiler, tag: Callable[[str, str | None], int],
+                 tag_ids: dict[str, dict[str, int]], schedule_policy: str, eviction_policy: str,
+                 admission_policy: str) -> None:
+        self.core, self.profiler, self.tag, self.tag_ids = core, profiler, tag, tag_ids
+        self.job_work = schedule_policy == "pythia"
+        self.forecasts = eviction_policy != "lru"
+        self.p99_output = admission_policy == "pythia"
+
+    def predicted_output_tokens(self, wf_type: str | None, agent: str | None) -> int:
+        """P99 output length for the request's (type, agent), or -1 when not used or not known."""
+        if not self.p99_output or wf_type is None or agent is None:
+            return -1
+        p99 = self.profiler.p99_output_tokens(wf_type, agent)
+        return -1 if p99 is None else int(math.ceil(p99))
+
+    def publish(self, job_id: str | None, now: float) -> None:
+        if job_id is None or not (self.job_work or self.forecasts):
+            return
+        f = job_forecast(self.profiler, job_id, now)
+        if f is None:
+            return
+        job = self.tag("job", job_id)
+        if self.job_work:
+            self.core.set_job_work(job, -1.0 if f.work_tokens is None else f.work_tokens, f.unblocks)
+        if not self.forecasts:
+            return
+        self.core.set_job_forecast(job, f.next_use_s, f.dead_after_s, f.steps_to_execution, f.pinned_until_s)
+        state = self.profiler.jobs[job_id]
+        if state.ended:
+            self.core.end_job(job)
+        type_id = self.tag_ids["type"].get(state.type, -1)
+        if type_id < 0:
+            return  # untyped jobs' shared prefixes are ordinary traffic to the core
+        soonest, fewest = NEVER, -1
+        for agent, af in agent_forecasts(self.profiler.profile(state.type), now).items():
+            agent_id = self.tag_ids["agent"].get(agent, -1)
+            if agent_id >= 0:
+                self.core.set_agent_forecast(type_id, agent_id, af.next_use_s, af.steps_to_execution)
+            soonest = min(soonest, af.next_use_s)
+            if af.steps_to_execution >= 0 and (fewest < 0 or af.steps_to_execution < fewest):
+                fewest = af.steps_to_execution
+        # A prefix shared by several agents of the type is needed by whichever comes first.
+        self.core.set_agent_forecast(type_id, -1, soonest, fewest)

@@ -1,0 +1,108 @@
+"""Turns the profiler's statistics into the predictions the core's policies read (ARCHITECTURE.md §2).
+
+Computed once per request event for the job concerned and for its type's agents; the agent part
+costs O(agents²) from the type's census of job states, never O(jobs), and nothing runs per token.
+Times are seconds on the engine's clock (the one passed to `Scheduler.set_time`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from pythia.workflow.profiler import END, START, TypeProfile, WorkflowProfiler
+
+NEVER = math.inf
+MIN_GAP_SAMPLES = 20  # a P99 from fewer samples is too noisy to declare a job dead on
+MIN_TTL_SAMPLES = 5
+TTL_QUANTILE = 0.9  # Continuum: pin through most tool calls, not through the tail
+EDGE_MIN_PROB = 0.01  # transitions rarer than this do not count as a path
+
+
+@dataclass(frozen=True)
+class JobForecast:
+    work_tokens: float | None  # expected tokens still to compute (None: nothing known yet)
+    unblocks: bool  # finishing the job's calls in flight lets its next agent start
+    next_use_s: float  # predicted time of the job's next call
+    dead_after_s: float  # no call by then: the job is dead
+    steps_to_execution: int  # agent steps until the job runs again; -1: never
+    pinned_until_s: float  # Continuum TTL
+
+
+@dataclass(frozen=True)
+class AgentForecast:
+    next_use_s: float
+    steps_to_execution: int  # -1: no live job is expected to reach the agent
+
+
+def job_forecast(profiler: WorkflowProfiler, job_id: str, now: float) -> JobForecast | None:
+    job = profiler.jobs.get(job_id)
+    if job is None:
+        return None
+    work = profiler.remaining_work_tokens(job_id)
+    if job.ended:
+        return JobForecast(0.0, False, NEVER, now, -1, -NEVER)
+    profile = profiler.profile(job.type)
+    remaining = profile.expected_remaining_calls(job.last_agent)
+    if job.running > 0:
+        return JobForecast(work, job.running == 1 and remaining > 0, now, NEVER, 0, -NEVER)
+    p_continue = 1.0 - profile.transition_probs().get(job.last_agent, {}).get(END, 0.0)
+    stats = profile.agents.get(job.last_agent)
+    gaps = stats.gap_after_s if stats else None
+    gap = gaps.mean() if gaps and gaps.values else _type_mean_gap(profile)
+    if p_continue < EDGE_MIN_PROB:
+        next_use, steps = NEVER, -1
+    else:
+        # The expected wait for a call that comes with probability p_continue.
+        next_use, steps = now + gap / max(p_continue, 0.05), 1
+    dead_after = now + gaps.quantile(0.99) if gaps and len(gaps.values) >= MIN_GAP_SAMPLES else NEVER
+    pinned = -NEVER
+    if gaps and len(gaps.values) >= MIN_TTL_SAMPLES and p_continue > 0.5:
+        pinned = now + gaps.quantile(TTL_QUANTILE)
+    return JobForecast(work, False, next_use, dead_after, steps, pinned)
+
+
+def agent_forecasts(profile: TypeProfile, now: float) -> dict[str, AgentForecast]:
+    """Per agent of the type: how many agent steps until some live job runs it, and when."""
+    probs = profile.transition_probs()
+    graph = {a: [b for b, p in row.items() if p >= EDGE_MIN_PROB and b != END] for a, row in probs.items()}
+    agents = [a for a in profile.agents if a != START]
+    step_s = _type_step_s(profile)
+    out = {}
+    for target in agents:
+        best = None
+        for (agent, in_flight), count in profile.census.items():
+            if count <= 0:
+                continue
+            d = 0 if in_flight and agent == target else _steps(graph, agent, target)
+            if d is not None and (best is None or d < best):
+                best = d
+        out[target] = AgentForecast(NEVER, -1) if best is None else AgentForecast(now + best * step_s, best)
+    return out
+
+
+def _steps(graph: dict[str, list[str]], src: str, dst: str) -> int | None:
+    """Fewest transitions (at least one) from src to dst, or None."""
+    seen = {src: 0}
+    queue = deque([src])
+    while queue:
+        node = queue.popleft()
+        for nxt in graph.get(node, ()):
+            if nxt == dst:
+                return seen[node] + 1
+            if nxt not in seen:
+                seen[nxt] = seen[node] + 1
+                queue.append(nxt)
+    return None
+
+
+def _type_mean_gap(profile: TypeProfile) -> float:
+    gaps = [a.gap_after_s.mean() for a in profile.agents.values() if a.gap_after_s.values]
+    return sum(gaps) / len(gaps) if gaps else 0.0
+
+
+def _type_step_s(profile: TypeProfile) -> float:
+    """Mean time from one agent step of a job to the next: a call plus the gap after it."""
+    lat = [a.latency_s.mean() for a in profile.agents.values() if a.latency_s.values]
+    return (sum(lat) / len(lat) if lat else 0.0) + _type_mean_gap(profile)

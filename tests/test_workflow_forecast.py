@@ -1,0 +1,80 @@
+"""The predictions handed to the core's policies: job and agent forecasts from the profiler."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from test_workflow_profiler import simulate
+
+from pythia.workflow.forecast import NEVER, agent_forecasts, job_forecast
+from pythia.workflow.profiler import WorkflowProfiler
+
+
+@pytest.fixture()
+def trained() -> WorkflowProfiler:
+    profiler = WorkflowProfiler()
+    simulate(profiler, 100)  # planner -> coder/reviewer loop; calls last 1 s, tool gaps 0.5 s
+    return profiler
+
+
+def test_a_job_with_a_call_in_flight_is_in_use_now(trained):
+    trained.on_request("review", "live", "planner", 100, 1000.0)
+    f = job_forecast(trained, "live", 1000.0)
+    assert f.next_use_s == 1000.0 and f.steps_to_execution == 0 and f.dead_after_s == NEVER
+    assert f.unblocks, "the job's only call in flight: its next agent waits on it"
+    assert f.work_tokens > 0
+
+
+def test_a_job_in_its_tool_gap_is_expected_back_after_the_gap(trained):
+    trained.on_request("review", "live", "planner", 100, 1000.0)
+    trained.on_finish("review", "live", "planner", 50, 1001.0, 1.0)
+    f = job_forecast(trained, "live", 1001.0)
+    # The planner always hands over; its observed gaps are all 0.5 s.
+    assert f.next_use_s == pytest.approx(1001.5)
+    assert f.steps_to_execution == 1
+    assert f.dead_after_s == pytest.approx(1001.5), "idle past the P99 gap: dead"
+    assert f.pinned_until_s == pytest.approx(1001.5), "Continuum pins through the P90 tool gap"
+
+
+def test_a_job_likely_to_end_is_expected_back_later_and_not_pinned(trained):
+    trained.on_request("review", "live", "reviewer", 100, 1000.0)
+    trained.on_finish("review", "live", "reviewer", 30, 1001.0, 1.0)
+    f = job_forecast(trained, "live", 1001.0)
+    p_continue = 1 - trained.describe("review")["transitions"]["reviewer"]["<end>"]
+    assert p_continue == pytest.approx(0.4, abs=0.1)
+    assert f.next_use_s == pytest.approx(1001.0 + 0.5 / p_continue)
+    assert f.pinned_until_s == -math.inf
+
+
+def test_an_ended_job_is_dead_and_never_used_again(trained):
+    trained.on_request("review", "live", "planner", 100, 1000.0)
+    trained.on_finish("review", "live", "planner", 50, 1001.0, 1.0)
+    trained.end_job("live")
+    f = job_forecast(trained, "live", 1001.0)
+    assert (f.next_use_s, f.steps_to_execution, f.work_tokens) == (NEVER, -1, 0.0)
+
+
+def test_unblocks_only_for_the_last_call_of_a_fan_out(trained):
+    for i in range(3):
+        trained.on_request("review", "fan", "coder", 100, 1000.0)
+    assert not job_forecast(trained, "fan", 1000.0).unblocks
+    trained.on_finish("review", "fan", "coder", 200, 1001.0, 1.0)
+    trained.on_finish("review", "fan", "coder", 200, 1001.0, 1.0)
+    assert job_forecast(trained, "fan", 1001.0).unblocks
+
+
+def test_agent_forecasts_follow_the_live_jobs_through_the_automaton(trained):
+    assert all(f.steps_to_execution == -1 and f.next_use_s == NEVER
+               for f in agent_forecasts(trained.profile("review"), 1000.0).values()), "no live job"
+    trained.on_request("review", "live", "planner", 100, 1000.0)
+    f = agent_forecasts(trained.profile("review"), 1000.0)
+    assert f["planner"].steps_to_execution == 0
+    assert f["coder"].steps_to_execution == 1 and f["reviewer"].steps_to_execution == 1
+    # One agent step is a call (1 s) plus the gap after it (0.5 s).
+    assert f["coder"].next_use_s == pytest.approx(1001.5)
+    trained.on_finish("review", "live", "planner", 50, 1001.0, 1.0)
+    f = agent_forecasts(trained.profile("review"), 1001.0)
+    assert f["planner"].steps_to_execution == -1, "nothing leads back to the planner"
+    trained.end_job("live")
+    assert agent_forecasts(trained.profile("review"), 1001.0)["coder"].steps_to_execution == -1
