@@ -38,6 +38,8 @@ class ServerArgs:
     admission_policy: str = field(default="ratio", metadata={
         "help": "Output KV reserved at admission: ratio (SGLang's new_token_ratio) or pythia (P99 predicted "
                 "output of the request's agent)."})
+    aging_tokens_per_step: float = field(default=1.0, metadata={
+        "help": "pythia ordering: predicted work forgiven per scheduler step a request waits (starvation bound)."})
     unblock_bonus_tokens: float = field(default=512.0, metadata={
         "help": "pythia ordering: work forgiven to a request whose completion unblocks its job's next agent."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
@@ -65,7 +67,8 @@ class ServerArgs:
         for name in ("page_size", "max_total_tokens", "chunked_prefill_size", "max_running_requests", "port"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
-        if self.unblock_bonus_tokens < 0:
-            raise ValueError("--unblock-bonus-tokens must be >= 0")
+        for name in ("unblock_bonus_tokens", "aging_tokens_per_step"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
         if self.max_total_tokens < self.page_size:
             raise ValueError("--max-total-tokens must hold at least one page")

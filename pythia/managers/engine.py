@@ -16,6 +16,7 @@ import torch
 
 from pythia import _core
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
+from pythia.managers.prediction_feed import PredictionFeed
 from pythia.managers.request_state import RequestState
 from pythia.mem_cache.kv_pool import KVPool
 from pythia.model_executor.forward_batch import build_forward_batch
@@ -24,7 +25,6 @@ from pythia.model_executor.sampler import SampleRow, sample
 from pythia.models.llama import LlamaForCausalLM
 from pythia.models.model_config import load_model_config
 from pythia.server_args import ServerArgs
-from pythia.managers.prediction_feed import PredictionFeed
 from pythia.workflow.profiler import WorkflowProfiler
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class Engine:
         config.eviction_policy = args.eviction_policy
         config.admission_policy = args.admission_policy
         config.unblock_bonus_tokens = args.unblock_bonus_tokens
+        config.aging_tokens_per_step = args.aging_tokens_per_step
         self.core = _core.Scheduler(config)
         self.max_total_tokens = config.num_device_pages * args.page_size
         c = self.model_config

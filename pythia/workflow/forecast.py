@@ -15,6 +15,11 @@ from pythia.workflow.profiler import END, START, TypeProfile, WorkflowProfiler
 
 NEVER = math.inf
 MIN_GAP_SAMPLES = 20  # a P99 from fewer samples is too noisy to declare a job dead on
+# A job is dead once idle for DEAD_GAP_FACTOR x its P99 gap, and at least DEAD_GAP_FLOOR_S: gaps are
+# measured at the server and include client-side jitter under load, and calling a live job dead
+# costs a re-prefill of its whole context, while keeping a dead one a little longer costs only space.
+DEAD_GAP_FACTOR = 2.0
+DEAD_GAP_FLOOR_S = 1.0
 MIN_TTL_SAMPLES = 5
 TTL_QUANTILE = 0.9  # Continuum: pin through most tool calls, not through the tail
 EDGE_MIN_PROB = 0.01  # transitions rarer than this do not count as a path
@@ -56,7 +61,9 @@ def job_forecast(profiler: WorkflowProfiler, job_id: str, now: float) -> JobFore
     else:
         # The expected wait for a call that comes with probability p_continue.
         next_use, steps = now + gap / max(p_continue, 0.05), 1
-    dead_after = now + gaps.quantile(0.99) if gaps and len(gaps.values) >= MIN_GAP_SAMPLES else NEVER
+    dead_after = NEVER
+    if gaps and len(gaps.values) >= MIN_GAP_SAMPLES:
+        dead_after = now + max(DEAD_GAP_FACTOR * gaps.quantile(0.99), DEAD_GAP_FLOOR_S)
     pinned = -NEVER
     if gaps and len(gaps.values) >= MIN_TTL_SAMPLES and p_continue > 0.5:
         pinned = now + gaps.quantile(TTL_QUANTILE)
@@ -64,22 +71,41 @@ def job_forecast(profiler: WorkflowProfiler, job_id: str, now: float) -> JobFore
 
 
 def agent_forecasts(profile: TypeProfile, now: float) -> dict[str, AgentForecast]:
-    """Per agent of the type: how many agent steps until some live job runs it, and when."""
+    """Per agent of the type: how many agent steps until some job runs it, and when. Live jobs
+    reach an agent through the automaton; entry agents are also reached by the next job to arrive."""
     probs = profile.transition_probs()
     graph = {a: [b for b, p in row.items() if p >= EDGE_MIN_PROB and b != END] for a, row in probs.items()}
     agents = [a for a in profile.agents if a != START]
     step_s = _type_step_s(profile)
+    arrival = next_job_arrival(profile, now)
     out = {}
     for target in agents:
-        best = None
+        best_steps, best_time = None, NEVER
         for (agent, in_flight), count in profile.census.items():
             if count <= 0:
                 continue
             d = 0 if in_flight and agent == target else _steps(graph, agent, target)
-            if d is not None and (best is None or d < best):
-                best = d
-        out[target] = AgentForecast(NEVER, -1) if best is None else AgentForecast(now + best * step_s, best)
+            if d is not None and (best_steps is None or d < best_steps):
+                best_steps, best_time = d, min(best_time, now + d * step_s)
+        d = _steps(graph, START, target) if arrival != NEVER else None
+        if d is not None:
+            best_steps = d if best_steps is None else min(best_steps, d)
+            best_time = min(best_time, arrival + (d - 1) * step_s)
+        out[target] = AgentForecast(best_time, -1 if best_steps is None else best_steps)
     return out
+
+
+def next_job_arrival(profile: TypeProfile, now: float) -> float:
+    """When the type's next job is expected to start: the mean interarrival after the last start,
+    NEVER once the wait has outlasted the P99 interarrival (the workflow has gone quiet)."""
+    if profile.last_job_start_s is None:
+        return NEVER
+    gaps = profile.job_interarrival_s
+    if not gaps.values:
+        return now
+    if len(gaps.values) >= MIN_GAP_SAMPLES and now - profile.last_job_start_s > gaps.quantile(0.99):
+        return NEVER
+    return max(now, profile.last_job_start_s + gaps.mean())
 
 
 def _steps(graph: dict[str, list[str]], src: str, dst: str) -> int | None:

@@ -66,6 +66,8 @@ class TypeProfile:
         # Live jobs by state (last agent, a call in flight): what the agent forecasts are computed
         # from, in time independent of the number of jobs.
         self.census: Counter[tuple[str, bool]] = Counter()
+        self.last_job_start_s: float | None = None
+        self.job_interarrival_s = Samples()  # between the first calls of consecutive jobs
 
     def seed(self, topology: Topology) -> None:
         """One pseudo-count per registered edge; entry agents follow START, exit agents lead to END."""
@@ -155,6 +157,9 @@ class WorkflowProfiler:
         if job is None or job.ended:
             job = self.jobs[job_id] = JobState(wf_type)
             profile.jobs_seen += 1
+            if profile.last_job_start_s is not None:
+                profile.job_interarrival_s.add(max(0.0, now - profile.last_job_start_s))
+            profile.last_job_start_s = now
         prev = profile.agents.setdefault(job.last_agent, AgentProfile()) if job.last_agent != START else None
         if prev is not None and job.last_finish_s is not None and job.running == 0:
             prev.gap_after_s.add(max(0.0, now - job.last_finish_s))

@@ -31,7 +31,7 @@ struct SchedulerConfig {
   int32_t lpm_fallback_queue_len = 128;
   /// `pythia` ordering: a waiting request's predicted work shrinks by this many
   /// tokens per step it waits, so that long jobs are admitted eventually.
-  double aging_tokens_per_step = 8.0;
+  double aging_tokens_per_step = 1.0;
   /// `pythia` ordering: a request whose completion unblocks its job's next
   /// agent (the job's last call in flight, e.g. the straggler of a fan-out)
   /// counts this many tokens less work.
