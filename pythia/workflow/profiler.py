@@ -66,12 +66,14 @@ class TypeProfile:
         # Live jobs by state (last agent, a call in flight): what the agent forecasts are computed
         # from, in time independent of the number of jobs.
         self.census: Counter[tuple[str, bool]] = Counter()
+        self._derived: tuple[dict[str, dict[str, float]], dict[str, float]] | None = None
         self.last_job_start_s: float | None = None
         self.job_interarrival_s = Samples()  # between the first calls of consecutive jobs
 
     def seed(self, topology: Topology) -> None:
         """One pseudo-count per registered edge; entry agents follow START, exit agents lead to END."""
         self.topology = topology
+        self._derived = None
         self.prior = {a.name: Counter() for a in topology.agents}
         self.prior[START] = Counter()
         has_in = {e.dst for e in topology.edges}
@@ -88,8 +90,20 @@ class TypeProfile:
 
     def observe(self, src: str, dst: str) -> None:
         self.counts.setdefault(src, Counter())[dst] += 1
+        self._derived = None
 
     def transition_probs(self) -> dict[str, dict[str, float]]:
+        return self._derive()[0]
+
+    def _derive(self) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+        """Transition probabilities and expected remaining calls per state, recomputed only after the
+        counts change: one event reads them several times."""
+        if self._derived is None:
+            probs = self._transition_probs()
+            self._derived = (probs, self._remaining_calls(probs))
+        return self._derived
+
+    def _transition_probs(self) -> dict[str, dict[str, float]]:
         out = {}
         for src in set(self.counts) | set(self.prior):
             merged = Counter(self.prior.get(src, {})) + Counter(self.counts.get(src, {}))
@@ -99,12 +113,13 @@ class TypeProfile:
         return out
 
     def expected_remaining_calls(self, after: str) -> float:
-        """Expected number of calls still to come once `after` has run (absorbing Markov chain:
-        n = (I - Q)^-1 1 over non-terminal states)."""
-        probs = self.transition_probs()
+        """Expected number of calls still to come once `after` has run."""
+        return self._derive()[1].get(after, 0.0)
+
+    @staticmethod
+    def _remaining_calls(probs: dict[str, dict[str, float]]) -> dict[str, float]:
+        """Absorbing Markov chain: n = (I - Q)^-1 1 over the non-terminal states."""
         states = [s for s in probs if s != END]
-        if after not in probs:
-            return 0.0
         index = {s: i for i, s in enumerate(states)}
         q = np.zeros((len(states), len(states)))
         for s, row in probs.items():
@@ -114,9 +129,9 @@ class TypeProfile:
         try:
             visits = np.linalg.solve(np.eye(len(states)) - q, np.ones(len(states)))
         except np.linalg.LinAlgError:
-            return float("inf")
-        # visits counts `after` itself (already run, or the START pseudo-state) plus what follows.
-        return max(0.0, float(visits[index[after]]) - 1.0)
+            return {s: float("inf") for s in states}
+        # visits counts the state itself (already run, or the START pseudo-state) plus what follows.
+        return {s: max(0.0, float(visits[i]) - 1.0) for s, i in index.items()}
 
 
 class WorkflowProfiler:
