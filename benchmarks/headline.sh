@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
-# Issue #5's headline measurement: the six configs side by side at peak concurrency and at half of
-# it (found by --sweep against sglang), on the multi-agent DAG, PEER and the coding agent, with the
+# Issue #5's headline measurement: the six configs side by side at peak concurrency (found by
+# --sweep against sglang; sweep-* reruns the sweep and also measures half of it), on the multi-agent DAG, PEER and the coding agent, with the
 # tiny model on the CPU. Every config gets the same KV pool, sized so that live jobs contend for it
 # (WORKLOADS.md: long contexts crowd out short ones); see RESULTS.md for the figures.
-#   bash benchmarks/headline.sh [workload ...]      (default: all three)
+# Then the ablation and the untagged variant.
+#   bash benchmarks/headline.sh [multi-agent-dag|peer|coding-agent|ablation|untagged|sweep-dag|sweep-peer ...]
+#   (default: the first five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 SIX=sglang,vllm,autellix,kvflow,continuum,pythia
 POOL="--max-total-tokens 4096"
-run() {  # workload, start rate, extra args...
-  local w=$1 rate=$2
-  shift 2
-  $PY benchmarks/run.py --workload "$w" --scale cpu --sweep --rate "$rate" --configs $SIX --repeats 2 \
-    --model tiny --out "benchmarks/results/headline-$w" --server-args "$POOL" --no-progress "$@"
+run() {  # workload, extra args...
+  local w=$1
+  shift
+  $PY benchmarks/run.py --workload "$w" --scale cpu --configs $SIX --model tiny \
+    --out "benchmarks/results/headline-$w" --server-args "$POOL" --no-progress "$@"
 }
 workloads=("$@")
-[ ${#workloads[@]} -gt 0 ] || workloads=(multi-agent-dag peer coding-agent)
+[ ${#workloads[@]} -gt 0 ] || workloads=(multi-agent-dag peer coding-agent ablation untagged)
 for w in "${workloads[@]}"; do
   case $w in
-    multi-agent-dag) run multi-agent-dag 1.0 ;;
-    peer) run peer 1.0 ;;
-    coding-agent) run coding-agent 0.3 --num-jobs 10 ;;
-    *) echo "unknown workload $w" >&2; exit 2 ;;
+    # Peak rates found with --sweep against sglang (RESULTS.md has the sweep): 2.25 and 11.39 jobs/s.
+    multi-agent-dag) run multi-agent-dag --rate 2.25 --repeats 2 ;;
+    peer) run peer --rate 11.39 --repeats 1 ;;
+    sweep-dag) run multi-agent-dag --sweep --rate 1.0 --repeats 2 ;;
+    sweep-peer) run peer --sweep --rate 1.0 --repeats 2 ;;
+    # A coding-agent run lasts minutes (sessions of tool loops), so no sweep here: at 0.3 sessions/s
+    # sglang's P95 JCT was 2.4x unloaded, and 0.45 is the sweep's next step.
+    coding-agent) run coding-agent --rate 0.45 --num-jobs 10 --repeats 1 ;;
+    # Each Pythia decision switched back to sglang's in turn, on the DAG at its peak rate.
+    ablation) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 2.25 --repeats 1 --model tiny \
+      --configs sglang,pythia,pythia-no-sched,pythia-no-evict,pythia-no-admit,pythia-no-unblock \
+      --out benchmarks/results/ablation-multi-agent-dag --server-args "$POOL" --no-progress ;;
+    # No workflow metadata at all: Pythia must not lose to the baselines.
+    untagged) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 2.25 --repeats 1 --model tiny \
+      --configs $SIX --untagged --out benchmarks/results/untagged-multi-agent-dag --server-args "$POOL" --no-progress ;;
+    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged sweep-dag sweep-peer)" >&2; exit 2 ;;
   esac
 done

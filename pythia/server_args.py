@@ -40,6 +40,9 @@ class ServerArgs:
                 "output of the request's agent)."})
     aging_tokens_per_step: float = field(default=1.0, metadata={
         "help": "pythia ordering: predicted work forgiven per scheduler step a request waits (starvation bound)."})
+    future_work_weight: float = field(default=0.25, metadata={
+        "help": "pythia ordering: weight of the job's predicted work after this call against the call's own cost "
+                "(uncached prompt plus predicted output)."})
     unblock_bonus_tokens: float = field(default=512.0, metadata={
         "help": "pythia ordering: work forgiven to a request whose completion unblocks its job's next agent."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
@@ -67,7 +70,7 @@ class ServerArgs:
         for name in ("page_size", "max_total_tokens", "chunked_prefill_size", "max_running_requests", "port"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
-        for name in ("unblock_bonus_tokens", "aging_tokens_per_step"):
+        for name in ("unblock_bonus_tokens", "aging_tokens_per_step", "future_work_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
         if self.max_total_tokens < self.page_size:

@@ -1,6 +1,7 @@
 """The configurations compared in benchmarks: WORKLOADS.md's baselines and Pythia, as server flags.
 
-Same engine, one flag changed: each name maps to the policies the server is started with.
+Same engine, one flag changed: each name maps to the flags (policies, and for one ablation a tuning
+knob) the server is started with.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ CONFIGS: dict[str, dict[str, str]] = {
     "pythia-no-sched": {"schedule_policy": "lpm", "eviction_policy": "pythia", "admission_policy": "pythia"},
     "pythia-no-evict": {"schedule_policy": "pythia", "eviction_policy": "lru", "admission_policy": "pythia"},
     "pythia-no-admit": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": RATIO},
+    "pythia-no-unblock": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia",
+                          "unblock_bonus_tokens": "0"},
 }
 KNOWN = {"schedule_policy": _core.schedule_policy_names, "eviction_policy": _core.eviction_policy_names,
          "admission_policy": _core.admission_policy_names}
@@ -29,7 +32,8 @@ def server_flags(name: str) -> list[str]:
     if name not in CONFIGS:
         raise ValueError(f"unknown config {name!r} (known: {', '.join(CONFIGS)})")
     policies = CONFIGS[name]
-    missing = [f"{kind.replace('_', ' ')} {value!r}" for kind, value in policies.items() if value not in KNOWN[kind]()]
+    missing = [f"{kind.replace('_', ' ')} {value!r}" for kind, value in policies.items()
+               if kind in KNOWN and value not in KNOWN[kind]()]
     if missing:
         raise ValueError(f"config {name!r} cannot run: the core has no {' and no '.join(missing)}")
     return [arg for kind, value in policies.items() for arg in ("--" + kind.replace("_", "-"), value)]

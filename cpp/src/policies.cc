@@ -13,6 +13,14 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
+/// Leading tokens of the request the prefix cache may serve (all but the
+/// last, which must be computed for its logits; fewer when logprobs need them).
+size_t cacheable_tokens(const Request& req) {
+  size_t usable = req.tokens.size() - 1;
+  if (req.max_cached_tokens >= 0) usable = std::min(usable, static_cast<size_t>(req.max_cached_tokens));
+  return usable;
+}
+
 }  // namespace
 
 void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
@@ -22,9 +30,7 @@ void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
   std::vector<std::pair<int32_t, Request*>> keyed;
   keyed.reserve(waiting.size());
   for (Request* req : waiting) {
-    size_t usable = req->tokens.size() - 1;
-    if (req->max_cached_tokens >= 0) usable = std::min(usable, static_cast<size_t>(req->max_cached_tokens));
-    keyed.emplace_back(tree.peek_prefix_pages(req->tokens.data(), usable), req);
+    keyed.emplace_back(tree.peek_prefix_pages(req->tokens.data(), cacheable_tokens(*req)), req);
   }
   std::stable_sort(keyed.begin(), keyed.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -47,10 +53,18 @@ void PlasPolicy::order_waiting(std::vector<Request*>& waiting, const SchedulingC
   for (size_t i = 0; i < keyed.size(); ++i) waiting[i] = keyed[i].second;
 }
 
-double PythiaSchedulePolicy::work(const Request& req, const SchedulingContext& ctx) const {
-  const double predicted = ctx.predicted_job_work(req);
-  const double own = static_cast<double>(req.seq_len() + req.max_new_tokens - req.output_len());
-  return predicted >= 0 ? predicted : own;
+double PythiaSchedulePolicy::work(const Request& req, const SchedulingContext& ctx,
+                                  int64_t cached_tokens) const {
+  const int32_t out = req.output_len();
+  const int32_t expected_out = req.predicted_output_tokens >= 0
+                                   ? std::min(req.predicted_output_tokens, req.max_new_tokens)
+                                   : req.max_new_tokens;
+  // Reused context counts for the request, not just as prefill saved: under memory pressure, going
+  // on with the jobs whose contexts are cached keeps the working set small (lpm's strength), while
+  // starting new jobs first makes every job's context thrash.
+  const double own = static_cast<double>(std::max(expected_out - out, 0) - cached_tokens);
+  const double future = std::max(ctx.predicted_job_work(req), 0.0);
+  return own + future_weight_ * future;
 }
 
 void PythiaSchedulePolicy::order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const {
@@ -61,11 +75,21 @@ void PythiaSchedulePolicy::order_waiting(std::vector<Request*>& waiting, const S
     lpm_.order_waiting(waiting, ctx);
     return;
   }
+  // A request whose context is cached costs that much less (so among equal jobs this is
+  // longest-prefix-match). Past the lpm queue limit the prefix lookups are skipped, as lpm skips them.
+  const bool look_up_prefixes = waiting.size() <= lpm_.fallback_queue_len();
+  const RadixTree& tree = ctx.tree();
   std::vector<std::pair<double, Request*>> keyed;
   keyed.reserve(waiting.size());
   for (Request* req : waiting) {
+    int64_t cached = 0;
+    if (look_up_prefixes) {
+      cached = static_cast<int64_t>(tree.peek_prefix_pages(req->tokens.data(), cacheable_tokens(*req))) *
+               tree.page_size();
+    }
     const double bonus = ctx.unblocks_downstream(*req) ? unblock_bonus_ : 0.0;
-    keyed.emplace_back(work(*req, ctx) - bonus - aging_ * static_cast<double>(ctx.steps_waited(*req)), req);
+    keyed.emplace_back(work(*req, ctx, cached) - bonus - aging_ * static_cast<double>(ctx.steps_waited(*req)),
+                       req);
   }
   std::stable_sort(keyed.begin(), keyed.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -75,16 +99,15 @@ void PythiaSchedulePolicy::order_waiting(std::vector<Request*>& waiting, const S
 std::vector<std::string> schedule_policy_names() { return {"fcfs", "lpm", "pfcfs", "plas", "pythia"}; }
 
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
-                                                     size_t lpm_fallback_queue_len,
-                                                     double aging_tokens_per_step,
-                                                     double unblock_bonus_tokens) {
+                                                     const SchedulerConfig& config) {
+  const auto fallback = static_cast<size_t>(config.lpm_fallback_queue_len);
   if (name == "fcfs") return std::make_unique<FcfsPolicy>();
-  if (name == "lpm") return std::make_unique<LongestPrefixMatchPolicy>(lpm_fallback_queue_len);
+  if (name == "lpm") return std::make_unique<LongestPrefixMatchPolicy>(fallback);
   if (name == "pfcfs") return std::make_unique<ProgramFcfsPolicy>();
   if (name == "plas") return std::make_unique<PlasPolicy>();
   if (name == "pythia") {
-    return std::make_unique<PythiaSchedulePolicy>(lpm_fallback_queue_len, aging_tokens_per_step,
-                                                  unblock_bonus_tokens);
+    return std::make_unique<PythiaSchedulePolicy>(fallback, config.aging_tokens_per_step,
+                                                  config.unblock_bonus_tokens, config.future_work_weight);
   }
   throw std::invalid_argument("unknown schedule policy '" + name + "' (known: " +
                               joined(schedule_policy_names()) + ")");

@@ -25,6 +25,7 @@ void check_config(const SchedulerConfig& c) {
   require(c.reserve_clip_tokens >= 0, "reserve_clip_tokens must be >= 0");
   require(c.aging_tokens_per_step >= 0, "aging_tokens_per_step must be >= 0");
   require(c.unblock_bonus_tokens >= 0, "unblock_bonus_tokens must be >= 0");
+  require(c.future_work_weight >= 0, "future_work_weight must be >= 0");
   const auto& names = admission_policy_names();
   if (std::find(names.begin(), names.end(), c.admission_policy) == names.end()) {
     std::string known;
@@ -42,9 +43,7 @@ Scheduler::Scheduler(const SchedulerConfig& config)
     : config_((check_config(config), config)),
       cache_(config.page_size, config.num_device_pages, config.num_host_pages,
              make_eviction_policy(config.eviction_policy, forecast_)),
-      policy_(make_schedule_policy(config.schedule_policy,
-                                   static_cast<size_t>(config.lpm_fallback_queue_len),
-                                   config.aging_tokens_per_step, config.unblock_bonus_tokens)),
+      policy_(make_schedule_policy(config.schedule_policy, config)),
       new_token_ratio_(config.init_new_token_ratio),
       reserve_by_prediction_(config.admission_policy == "pythia") {}
 

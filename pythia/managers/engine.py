@@ -89,6 +89,7 @@ class Engine:
         config.admission_policy = args.admission_policy
         config.unblock_bonus_tokens = args.unblock_bonus_tokens
         config.aging_tokens_per_step = args.aging_tokens_per_step
+        config.future_work_weight = args.future_work_weight
         self.core = _core.Scheduler(config)
         self.max_total_tokens = config.num_device_pages * args.page_size
         c = self.model_config

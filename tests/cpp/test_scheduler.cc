@@ -246,6 +246,22 @@ TEST_F(SchedulerTest, PythiaAdmitsTheJobWithLeastPredictedWorkFirst) {
   run_to_completion();
 }
 
+TEST_F(SchedulerTest, PythiaCountsACachedContextAsWorkAlreadyDone) {
+  init(make_config(4, 64, 64, 1, "pythia"));
+  const auto context = iota_tokens(0, 40);
+  sched->add_request(1, context, 1, 0.0, WorkflowTags{0, 1, 0});  // job 1's context gets cached
+  run_to_completion();
+  // Both jobs predict the same work after this call. Job 1's 44-token prompt has 40 tokens cached,
+  // so it costs less than job 2's 8 uncached tokens.
+  sched->set_job_work(1, 20);
+  sched->set_job_work(2, 20);
+  sched->add_request(2, iota_tokens(500, 8), 1, 0.0, WorkflowTags{0, 2, 0});
+  sched->add_request(3, concat(context, iota_tokens(900, 4)), 1, 0.0, WorkflowTags{0, 1, 0});
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{3}));
+  run_to_completion();
+}
+
 TEST_F(SchedulerTest, PythiaAgingLetsALongJobInEventually) {
   for (const double aging : {0.0, 8.0}) {
     SchedulerConfig c = make_config(4, 64, 64, 1, "pythia");

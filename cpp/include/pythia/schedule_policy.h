@@ -7,6 +7,7 @@
 
 #include "pythia/radix_tree.h"
 #include "pythia/request.h"
+#include "pythia/scheduler_config.h"
 
 namespace pythia {
 
@@ -88,36 +89,43 @@ class LongestPrefixMatchPolicy final : public SchedulePolicy {
       : fallback_queue_len_(fallback_queue_len) {}
   const char* name() const override { return "lpm"; }
   void order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const override;
+  size_t fallback_queue_len() const { return fallback_queue_len_; }
 
  private:
   size_t fallback_queue_len_;
 };
 
-/// \brief Pythia: the job with the least predicted remaining work goes first
-/// (shortest-remaining-work-first over whole jobs, so that a nearly finished
-/// agent pipeline is not held behind long ones), less a bonus when the
-/// request's completion unblocks its job's next agent, with aging so nothing
-/// starves;
-/// under memory pressure the request with the most remaining work is preempted.
-/// A request whose job has no prediction counts its own prompt plus
-/// max_new_tokens as its work; with no prediction anywhere in the queue it
-/// orders as `lpm` does, so untagged traffic gets the baseline's behaviour.
+/// \brief Pythia: cache-aware shortest remaining work first, over whole jobs.
+/// A request's key is its predicted output less its cached prefix (the job
+/// whose context is in the cache goes on first, as with lpm, which keeps the
+/// working set small under memory pressure), plus its job's predicted work
+/// after this call, weighted by `future_work_weight` (future calls are
+/// uncertain and spread over later steps), less a bonus when its completion
+/// unblocks the job's next agent, less aging so nothing starves. Under memory pressure the
+/// request with the largest key (cache aside) is preempted. With no
+/// prediction anywhere in the queue it orders as `lpm` does, so untagged
+/// traffic gets the baseline's behaviour.
 class PythiaSchedulePolicy final : public SchedulePolicy {
  public:
   PythiaSchedulePolicy(size_t lpm_fallback_queue_len, double aging_tokens_per_step,
-                       double unblock_bonus_tokens)
-      : lpm_(lpm_fallback_queue_len), aging_(aging_tokens_per_step), unblock_bonus_(unblock_bonus_tokens) {}
+                       double unblock_bonus_tokens, double future_work_weight)
+      : lpm_(lpm_fallback_queue_len),
+        aging_(aging_tokens_per_step),
+        unblock_bonus_(unblock_bonus_tokens),
+        future_weight_(future_work_weight) {}
   const char* name() const override { return "pythia"; }
   void order_waiting(std::vector<Request*>& waiting, const SchedulingContext& ctx) const override;
   double preempt_rank(const Request& req, const SchedulingContext& ctx) const override {
-    return work(req, ctx);
+    return work(req, ctx, 0);
   }
 
  private:
-  double work(const Request& req, const SchedulingContext& ctx) const;
+  /// Remaining work of the request's job with `cached_tokens` of its prompt served by the cache.
+  double work(const Request& req, const SchedulingContext& ctx, int64_t cached_tokens) const;
   LongestPrefixMatchPolicy lpm_;
   double aging_;
   double unblock_bonus_;
+  double future_weight_;
 };
 
 /// \brief Names accepted by make_schedule_policy.
@@ -126,8 +134,6 @@ std::vector<std::string> schedule_policy_names();
 /// \brief Builds a policy by name; throws std::invalid_argument listing the
 /// known names for an unknown one.
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
-                                                     size_t lpm_fallback_queue_len,
-                                                     double aging_tokens_per_step,
-                                                     double unblock_bonus_tokens);
+                                                     const SchedulerConfig& config);
 
 }  // namespace pythia

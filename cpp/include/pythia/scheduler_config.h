@@ -36,6 +36,9 @@ struct SchedulerConfig {
   /// agent (the job's last call in flight, e.g. the straggler of a fan-out)
   /// counts this many tokens less work.
   double unblock_bonus_tokens = 512.0;
+  /// `pythia` ordering: weight of the job's predicted work after the current
+  /// call against the current call's own (certain, immediate) cost.
+  double future_work_weight = 0.25;
   /// Admission reserves KV for this fraction of each request's remaining
   /// max_new_tokens (SGLang's new_token_ratio). It decays step by step from
   /// the initial value to the minimum while nothing is preempted and jumps
