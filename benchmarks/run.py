@@ -72,7 +72,8 @@ def compare(args: argparse.Namespace, configs: list[str], workload, out: Path, t
     runs: dict[str, list[dict]] = {c: [] for c in configs}
     first_records = {}
     for repeat in range(args.repeats):
-        for config in configs:
+        # Odd repeats run the configs in reverse, so a machine drifting over the run biases none.
+        for config in configs if repeat % 2 == 0 else configs[::-1]:
             calls, jobs, stats = run_once(config, workload, args, out, repeat, tag)
             write_records(out, config + tag, repeat, calls, jobs)
             runs[config].append(summarize(calls, jobs, stats))
