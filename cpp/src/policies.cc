@@ -75,7 +75,7 @@ void PythiaSchedulePolicy::order_waiting(std::vector<Request*>& waiting, const S
     lpm_.order_waiting(waiting, ctx);
     return;
   }
-  // A request whose context is cached costs that much less (so among equal jobs this is
+  // The cached prefix counts against the key (see work(); among equal jobs this is
   // longest-prefix-match). Past the lpm queue limit the prefix lookups are skipped, as lpm skips them.
   const bool look_up_prefixes = waiting.size() <= lpm_.fallback_queue_len();
   const RadixTree& tree = ctx.tree();
