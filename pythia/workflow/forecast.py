@@ -78,21 +78,23 @@ def agent_forecasts(profile: TypeProfile, now: float) -> dict[str, AgentForecast
     agents = [a for a in profile.agents if a != START]
     step_s = _type_step_s(profile)
     arrival = next_job_arrival(profile, now)
-    out = {}
-    for target in agents:
-        best_steps, best_time = None, NEVER
-        for (agent, in_flight), count in profile.census.items():
-            if count <= 0:
-                continue
-            d = 0 if in_flight and agent == target else _steps(graph, agent, target)
-            if d is not None and (best_steps is None or d < best_steps):
-                best_steps, best_time = d, min(best_time, now + d * step_s)
-        d = _steps(graph, START, target) if arrival != NEVER else None
-        if d is not None:
-            best_steps = d if best_steps is None else min(best_steps, d)
-            best_time = min(best_time, arrival + (d - 1) * step_s)
-        out[target] = AgentForecast(best_time, -1 if best_steps is None else best_steps)
-    return out
+    steps: dict[str, int] = {}
+    times: dict[str, float] = {}
+
+    def reach(distances: dict[str, int], start_s: float, first_step: int) -> None:
+        for target, d in distances.items():
+            steps[target] = min(steps.get(target, d), d)
+            times[target] = min(times.get(target, NEVER), start_s + (d - first_step) * step_s)
+
+    for (agent, in_flight), count in profile.census.items():
+        if count > 0:
+            distances = _distances(graph, agent)
+            if in_flight:
+                distances[agent] = 0  # the job is running that agent now
+            reach(distances, now, 0)
+    if arrival != NEVER:
+        reach(_distances(graph, START), arrival, 1)  # the next job's first call is at its arrival
+    return {a: AgentForecast(times.get(a, NEVER), steps.get(a, -1)) for a in agents}
 
 
 def next_job_arrival(profile: TypeProfile, now: float) -> float:
@@ -108,19 +110,16 @@ def next_job_arrival(profile: TypeProfile, now: float) -> float:
     return max(now, profile.last_job_start_s + gaps.mean())
 
 
-def _steps(graph: dict[str, list[str]], src: str, dst: str) -> int | None:
-    """Fewest transitions (at least one) from src to dst, or None."""
-    seen = {src: 0}
-    queue = deque([src])
-    while queue:
-        node = queue.popleft()
-        for nxt in graph.get(node, ()):
-            if nxt == dst:
-                return seen[node] + 1
-            if nxt not in seen:
-                seen[nxt] = seen[node] + 1
-                queue.append(nxt)
-    return None
+def _distances(graph: dict[str, list[str]], src: str) -> dict[str, int]:
+    """Fewest transitions (at least one) from src to every state it reaches."""
+    dist: dict[str, int] = {}
+    frontier = deque((nxt, 1) for nxt in graph.get(src, ()))
+    while frontier:
+        node, d = frontier.popleft()
+        if node not in dist:
+            dist[node] = d
+            frontier.extend((nxt, d + 1) for nxt in graph.get(node, ()) if nxt not in dist)
+    return dist
 
 
 def _type_mean_gap(profile: TypeProfile) -> float:
