@@ -31,6 +31,9 @@ void require_1d(const py::array& a, const char* name) {
   }
 }
 
+/// Python passes a negative count for "never"; the core uses kNoSteps.
+int32_t steps_or_never(int32_t steps) { return steps < 0 ? JobForecast::kNoSteps : steps; }
+
 }  // namespace
 
 void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
@@ -50,7 +53,7 @@ void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, d
   JobForecast f;
   f.next_use = next_use;
   f.dead_after = dead_after;
-  f.steps_to_execution = steps_to_execution < 0 ? JobForecast::kNoSteps : steps_to_execution;
+  f.steps_to_execution = steps_or_never(steps_to_execution);
   f.pinned_until = pinned_until;
   self.forecast().set_job(job, f);
 }
@@ -59,7 +62,7 @@ void scheduler_set_agent_forecast(Scheduler& self, int32_t workflow_type, int32_
                                   double next_use, int32_t steps_to_execution) {
   AgentForecast f;
   f.next_use = next_use;
-  f.steps_to_execution = steps_to_execution < 0 ? JobForecast::kNoSteps : steps_to_execution;
+  f.steps_to_execution = steps_or_never(steps_to_execution);
   self.forecast().set_agent(workflow_type, agent, f);
 }
 

@@ -37,6 +37,10 @@ class EvictionPolicyTest : public ::testing::Test {
     for (int32_t i = 0; i < num_pages; ++i) pages.push_back(first_page + i);
     tree->insert(tokens.data(), num_pages, pages.data(), tags);
   }
+  /// Job j (1..n) caches one page, numbered 10 * j, at time j.
+  void cache_one_page_per_job(int32_t n) {
+    for (int32_t j = 1; j <= n; ++j) insert_at(j, 100 * (j - 1), 1, 10 * j, job_tags(j));
+  }
   void now(double t) {
     tree->set_time(t);
     forecast.set_time(t);
@@ -92,11 +96,7 @@ TEST_F(EvictionPolicyTest, MatchByAnotherJobTurnsTheSharedPartIntoAnAgentPrefix)
 
 TEST_F(EvictionPolicyTest, PythiaEvictsDeadJobsThenTheFarthestPredictedUse) {
   use("pythia");
-  insert_at(1, 0, 1, 10, job_tags(1));
-  insert_at(2, 100, 1, 20, job_tags(2));
-  insert_at(3, 200, 1, 30, job_tags(3));
-  insert_at(4, 300, 1, 40, job_tags(4));
-  insert_at(5, 400, 1, 50, job_tags(5));
+  cache_one_page_per_job(5);
   forecast.set_job(1, job_next_use(50));
   forecast.set_job(2, job_next_use(8));
   forecast.end_job(3);                      // ended through the API
@@ -146,11 +146,7 @@ TEST_F(EvictionPolicyTest, WithoutMetadataPythiaKvflowAndTtlEvictInLruOrder) {
 
 TEST_F(EvictionPolicyTest, KvflowEvictsTheMostStepsToExecutionFirstThenLru) {
   use("kvflow");
-  insert_at(1, 0, 1, 10, job_tags(1));
-  insert_at(2, 100, 1, 20, job_tags(2));
-  insert_at(3, 200, 1, 30, job_tags(3));
-  insert_at(4, 300, 1, 40, job_tags(4));
-  insert_at(5, 400, 1, 50, job_tags(5));
+  cache_one_page_per_job(5);
   JobForecast f;
   f.steps_to_execution = 2;
   forecast.set_job(1, f);

@@ -35,47 +35,45 @@ class LruEviction final : public EvictionPolicy {
   bool static_priority() const override { return true; }
 };
 
+/// \brief Base of the policies that rank by the profiler's predictions.
+class ForecastEviction : public EvictionPolicy {
+ protected:
+  explicit ForecastEviction(const WorkflowForecast& forecast) : forecast_(forecast) {}
+  const WorkflowForecast& forecast_;
+};
+
 /// \brief Pythia (Belady-like): evicts the node whose predicted next use is
 /// farthest away. Dead jobs' private contexts go first (ended, or idle past
 /// their P99 gap), oldest first; then nodes by predicted next use of their
 /// job, or of their agent for a shared prefix such as a system prompt. A node
 /// nothing is predicted for is expected back after as long as it has been
 /// idle (2 * now - last use), so that without any metadata the order is LRU.
-class PythiaEviction final : public EvictionPolicy {
+class PythiaEviction final : public ForecastEviction {
  public:
-  explicit PythiaEviction(const WorkflowForecast& forecast) : forecast_(forecast) {}
+  explicit PythiaEviction(const WorkflowForecast& forecast) : ForecastEviction(forecast) {}
   const char* name() const override { return "pythia"; }
   double priority(const RadixNode& node) const override;
-
- private:
-  const WorkflowForecast& forecast_;
 };
 
 /// \brief KVFlow: steps-to-execution from the agent step graph. A node whose
 /// agent (or job) runs fewer agent steps from now is kept; among equal steps,
 /// LRU. Ended jobs and agents no live job can reach count as never running.
 /// Nodes nothing is known about count as one step away.
-class KvflowEviction final : public EvictionPolicy {
+class KvflowEviction final : public ForecastEviction {
  public:
-  explicit KvflowEviction(const WorkflowForecast& forecast) : forecast_(forecast) {}
+  explicit KvflowEviction(const WorkflowForecast& forecast) : ForecastEviction(forecast) {}
   const char* name() const override { return "kvflow"; }
   double priority(const RadixNode& node) const override;
-
- private:
-  const WorkflowForecast& forecast_;
 };
 
 /// \brief Continuum: when a job's call ends in a tool call, its pages are
 /// pinned for a TTL chosen from the tool-gap distribution; pinned nodes are
 /// evicted only when nothing unpinned is left. Otherwise LRU.
-class TtlEviction final : public EvictionPolicy {
+class TtlEviction final : public ForecastEviction {
  public:
-  explicit TtlEviction(const WorkflowForecast& forecast) : forecast_(forecast) {}
+  explicit TtlEviction(const WorkflowForecast& forecast) : ForecastEviction(forecast) {}
   const char* name() const override { return "ttl"; }
   double priority(const RadixNode& node) const override;
-
- private:
-  const WorkflowForecast& forecast_;
 };
 
 /// \brief Names accepted by make_eviction_policy.

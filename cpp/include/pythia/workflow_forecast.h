@@ -64,7 +64,6 @@ class WorkflowForecast {
   }
   /// Whether the job's private context is dead at the current time.
   bool is_dead(const JobForecast& f) const { return f.ended || now_ > f.dead_after; }
-  size_t num_jobs() const { return jobs_.size(); }
 
  private:
   static uint64_t key(int32_t type, int32_t agent) {
