@@ -7,7 +7,9 @@ import math
 import pytest
 from test_workflow_profiler import simulate
 
-from pythia.workflow.forecast import NEVER, agent_forecasts, job_forecast
+from pythia import _core
+from pythia.managers.prediction_feed import PredictionFeed
+from pythia.workflow.forecast import GAP_DISTRIBUTION_POINTS, NEVER, agent_forecasts, gap_distribution, job_forecast
 from pythia.workflow.profiler import WorkflowProfiler
 
 
@@ -35,6 +37,57 @@ def test_a_job_in_its_tool_gap_is_expected_back_after_the_gap(trained):
     assert f.steps_to_execution == 1
     assert f.dead_after_s == pytest.approx(1001.0 + max(2 * 0.5, 1.0)), "idle well past the P99 gap: dead"
     assert f.pinned_until_s == pytest.approx(1001.5), "Continuum pins through the P90 tool gap"
+
+
+def test_a_waiting_job_carries_its_wait_and_the_gap_distribution_to_condition_on(trained):
+    trained.on_request("review", "live", "reviewer", 100, 1000.0)
+    f = job_forecast(trained, "live", 1000.0)
+    assert f.idle_since_s == NEVER, "a call in flight: not waiting"
+    trained.on_finish("review", "live", "reviewer", 30, 1001.0, 1.0)
+    f = job_forecast(trained, "live", 1001.0)
+    assert (f.idle_since_s, f.gap_agent) == (1001.0, "reviewer")
+    assert f.p_continue == pytest.approx(1 - trained.describe("review")["transitions"]["reviewer"]["<end>"])
+    points = gap_distribution(trained.profile("review"), "reviewer")
+    assert len(points) == GAP_DISTRIBUTION_POINTS and points == pytest.approx([0.5] * GAP_DISTRIBUTION_POINTS)
+    assert gap_distribution(WorkflowProfiler().profile("review"), "reviewer") is None, "no samples: no distribution"
+
+
+class RecordingCore:
+    """The real core, with a record of what the feed sent it."""
+
+    def __init__(self, core) -> None:
+        self.core, self.calls = core, []
+
+    def __getattr__(self, name):
+        def call(*args):
+            self.calls.append((name, args))
+            return getattr(self.core, name)(*args)
+        return call
+
+
+def test_the_feed_sends_a_gap_distribution_once_per_new_sample_and_the_wait_with_the_job(trained):
+    config = _core.SchedulerConfig()
+    config.eviction_policy = "pythia"
+    core = RecordingCore(_core.Scheduler(config))
+    tag_ids = {"type": {"review": 0}, "job": {}, "agent": {"planner": 0, "coder": 1, "reviewer": 2}}
+
+    def tag(kind, value):
+        return tag_ids[kind].setdefault(value, len(tag_ids[kind]))
+
+    feed = PredictionFeed(core, trained, tag, tag_ids, "lpm", "pythia", "ratio")
+    trained.on_request("review", "live", "planner", 100, 1000.0)
+    trained.on_finish("review", "live", "planner", 50, 1001.0, 1.0)
+    feed.publish("live", 1001.0)
+    feed.publish("live", 1001.2)  # no new gap sample: the distribution is not sent again
+    sent = [args for name, args in core.calls if name == "set_gap_distribution"]
+    assert len(sent) == 1 and sent[0][:2] == (0, 0) and len(sent[0][2]) == GAP_DISTRIBUTION_POINTS
+    job_args = [args for name, args in core.calls if name == "set_job_forecast"][-1]
+    assert job_args[5:] == (1001.0, 0, 0, 1.0), "waiting since 1001 after the planner, which always hands over"
+    with pytest.raises(ValueError, match="p_continue"):
+        core.core.set_job_forecast(0, 1.0, NEVER, 1, -NEVER, 1.0, 0, 0, 1.5)
+    with pytest.raises(ValueError, match="gap samples"):
+        core.core.set_gap_distribution(0, 0, [1.0, math.nan])
+    core.core.check_integrity()
 
 
 def test_a_job_likely_to_end_is_expected_back_later_and_not_pinned(trained):

@@ -53,7 +53,17 @@ PYBIND11_MODULE(_core, m) {
            "Advance the clock (seconds) predictions and cache access times are measured on.")
       .def("set_job_forecast", &scheduler_set_job_forecast, py::arg("job"), py::arg("next_use"),
            py::arg("dead_after"), py::arg("steps_to_execution"), py::arg("pinned_until"),
-           "Predictions about a job's private context for the eviction policies (times on the set_time clock; steps < 0: never).")
+           py::arg("idle_since") = JobForecast::kNever, py::arg("gap_type") = -1, py::arg("gap_agent") = -1,
+           py::arg("p_continue") = 1.0,
+           "Predictions about a job's private context for the eviction policies (times on the set_time clock; "
+           "steps < 0: never). A job waiting between calls since `idle_since` is predicted from the gap "
+           "distribution of (gap_type, gap_agent) given the wait so far, when one was set.")
+      .def("set_gap_distribution",
+           [](Scheduler& self, int32_t workflow_type, int32_t agent, std::vector<double> points) {
+             self.forecast().set_gap_distribution(workflow_type, agent, std::move(points));
+           },
+           py::arg("workflow_type"), py::arg("agent"), py::arg("points"),
+           "Equally likely samples of the gap after an agent's call until the job's next call (empty: clear).")
       .def("end_job", [](Scheduler& self, int32_t job) { self.forecast().end_job(job); }, py::arg("job"),
            "The job's private context is dead: its pages are evicted first.")
       .def("forget_job", [](Scheduler& self, int32_t job) { self.forecast().forget_job(job); }, py::arg("job"),

@@ -48,13 +48,21 @@ void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt
 }
 
 void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, double dead_after,
-                                int32_t steps_to_execution, double pinned_until) {
+                                int32_t steps_to_execution, double pinned_until, double idle_since,
+                                int32_t gap_type, int32_t gap_agent, double p_continue) {
   if (job < 0) throw std::invalid_argument("set_job_forecast: job ids are >= 0");
+  if (!(p_continue >= 0.0 && p_continue <= 1.0)) {
+    throw std::invalid_argument("set_job_forecast: p_continue must be in [0, 1]");
+  }
   JobForecast f;
   f.next_use = next_use;
   f.dead_after = dead_after;
   f.steps_to_execution = steps_or_never(steps_to_execution);
   f.pinned_until = pinned_until;
+  f.idle_since = idle_since;
+  f.gap_type = gap_type;
+  f.gap_agent = gap_agent;
+  f.p_continue = p_continue;
   self.forecast().set_job(job, f);
 }
 

@@ -22,7 +22,8 @@ void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt
                            int32_t predicted_output_tokens);
 /// Job and agent predictions for the eviction policies; steps < 0 means "never".
 void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, double dead_after,
-                                int32_t steps_to_execution, double pinned_until);
+                                int32_t steps_to_execution, double pinned_until, double idle_since,
+                                int32_t gap_type, int32_t gap_agent, double p_continue);
 void scheduler_set_agent_forecast(Scheduler& self, int32_t workflow_type, int32_t agent,
                                   double next_use, int32_t steps_to_execution);
 py::dict scheduler_schedule(Scheduler& self);

@@ -128,7 +128,7 @@ double PythiaEviction::priority(const RadixNode& node) const {
   if (t.job >= 0) {
     if (const JobForecast* job = forecast_.job(t.job)) {
       if (forecast_.is_dead(*job)) return -2.0 * kBand + node.last_access_time;
-      next_use = job->next_use;
+      next_use = forecast_.next_use(*job);
     }
   } else if (t.type >= 0) {
     if (const AgentForecast* agent = forecast_.agent(t.type, t.agent)) next_use = agent->next_use;

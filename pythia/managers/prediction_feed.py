@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from pythia.workflow.forecast import NEVER, agent_forecasts, job_forecast
+from pythia.workflow.forecast import NEVER, agent_forecasts, gap_distribution, job_forecast
 from pythia.workflow.profiler import WorkflowProfiler
 
 
@@ -22,6 +22,7 @@ class PredictionFeed:
         self.job_work = schedule_policy == "pythia"
         self.forecasts = eviction_policy != "lru"
         self.p99_output = admission_policy == "pythia"
+        self.gap_samples_sent: dict[tuple[str, str], int] = {}  # (type, agent) -> sample count when last sent
 
     def predicted_output_tokens(self, wf_type: str | None, agent: str | None) -> int:
         """P99 output length for the request's (type, agent), or -1 when not used or not known."""
@@ -41,11 +42,13 @@ class PredictionFeed:
             self.core.set_job_work(job, -1.0 if f.work_tokens is None else f.work_tokens, f.unblocks)
         if not self.forecasts:
             return
-        self.core.set_job_forecast(job, f.next_use_s, f.dead_after_s, f.steps_to_execution, f.pinned_until_s)
         state = self.profiler.jobs[job_id]
+        type_id = self.tag_ids["type"].get(state.type, -1)
+        gap_agent_id = self._publish_gaps(state.type, type_id, f.gap_agent)
+        self.core.set_job_forecast(job, f.next_use_s, f.dead_after_s, f.steps_to_execution, f.pinned_until_s,
+                                   f.idle_since_s, type_id, gap_agent_id, f.p_continue)
         if state.ended:
             self.core.end_job(job)
-        type_id = self.tag_ids["type"].get(state.type, -1)
         if type_id < 0:
             return  # untyped jobs' shared prefixes are ordinary traffic to the core
         soonest, fewest = NEVER, -1
@@ -58,3 +61,19 @@ class PredictionFeed:
                 fewest = af.steps_to_execution
         # A prefix shared by several agents of the type is needed by whichever comes first.
         self.core.set_agent_forecast(type_id, -1, soonest, fewest)
+
+    def _publish_gaps(self, wf_type: str, type_id: int, agent: str | None) -> int:
+        """Sends the agent's gap distribution when it has new samples; returns the agent's id
+        (-1: none, so the core keeps the fixed prediction)."""
+        agent_id = self.tag_ids["agent"].get(agent, -1) if agent is not None else -1
+        if type_id < 0 or agent_id < 0:
+            return -1
+        stats = self.profiler.profile(wf_type).agents.get(agent)
+        count = stats.gap_after_s.count if stats else 0
+        if self.gap_samples_sent.get((wf_type, agent)) != count:
+            points = gap_distribution(self.profiler.profile(wf_type), agent)
+            if points is None:
+                return -1
+            self.core.set_gap_distribution(type_id, agent_id, points)
+            self.gap_samples_sent[(wf_type, agent)] = count
+        return agent_id

@@ -11,6 +11,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from pythia.workflow.profiler import END, START, TypeProfile, WorkflowProfiler
 
 NEVER = math.inf
@@ -21,6 +23,8 @@ MIN_GAP_SAMPLES = 20  # a P99 from fewer samples is too noisy to declare a job d
 DEAD_GAP_FACTOR = 2.0
 DEAD_GAP_FLOOR_S = 1.0
 MIN_TTL_SAMPLES = 5
+MIN_GAP_DISTRIBUTION_SAMPLES = 5  # fewer: the core uses the fixed "last call + mean gap" prediction
+GAP_DISTRIBUTION_POINTS = 32  # quantiles sent to the core, which conditions them on the wait so far
 TTL_QUANTILE = 0.9  # Continuum: pin through most tool calls, not through the tail
 EDGE_MIN_PROB = 0.01  # transitions rarer than this do not count as a path
 
@@ -33,6 +37,12 @@ class JobForecast:
     dead_after_s: float  # no call by then: the job is dead
     steps_to_execution: int  # agent steps until the job runs again; -1: never
     pinned_until_s: float  # Continuum TTL
+    # While the job waits between calls: since when, after which agent's call, and how likely it
+    # is to call again; the core then predicts next use from that agent's gap distribution
+    # given the wait so far (gap_distribution). idle_since_s is NEVER while a call runs.
+    idle_since_s: float = NEVER
+    gap_agent: str | None = None
+    p_continue: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,21 @@ def job_forecast(profiler: WorkflowProfiler, job_id: str, now: float) -> JobFore
     pinned = -NEVER
     if gaps and len(gaps.values) >= MIN_TTL_SAMPLES and p_continue > 0.5:
         pinned = now + gaps.quantile(TTL_QUANTILE)
-    return JobForecast(work, False, next_use, dead_after, steps, pinned)
+    idle_since = job.last_finish_s if job.last_finish_s is not None else NEVER
+    return JobForecast(work, False, next_use, dead_after, steps, pinned, idle_since, job.last_agent, p_continue)
+
+
+def gap_distribution(profile: TypeProfile, agent: str) -> list[float] | None:
+    """Equally likely points of the gap after `agent`'s calls (its quantiles), or None while
+    there are too few samples to say more than the mean."""
+    stats = profile.agents.get(agent)
+    if stats is None or len(stats.gap_after_s.values) < MIN_GAP_DISTRIBUTION_SAMPLES:
+        return None
+    values = stats.gap_after_s.values
+    if len(values) <= GAP_DISTRIBUTION_POINTS:
+        return [float(v) for v in values]
+    qs = (np.arange(GAP_DISTRIBUTION_POINTS) + 0.5) / GAP_DISTRIBUTION_POINTS
+    return np.quantile(np.fromiter(values, float, len(values)), qs).tolist()
 
 
 def agent_forecasts(profile: TypeProfile, now: float) -> dict[str, AgentForecast]:

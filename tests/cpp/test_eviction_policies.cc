@@ -79,6 +79,38 @@ TEST(ShareTagsTest, APrefixUsedByAnotherJobBecomesTheAgentsThenTheTypes) {
   EXPECT_EQ(owner.type, -1);
 }
 
+JobForecast waiting_since(double idle_since, double p_continue = 1.0) {
+  JobForecast f = job_next_use(idle_since + 1.0);  // what a fixed "last call + mean gap" would say
+  f.idle_since = idle_since;
+  f.gap_type = kType;
+  f.gap_agent = kAgentA;
+  f.p_continue = p_continue;
+  return f;
+}
+
+TEST(WorkflowForecastTest, NextUseIsTheRestOfTheGapGivenTheWaitSoFar) {
+  WorkflowForecast forecast;
+  forecast.set_gap_distribution(kType, kAgentA, {6.0, 0.1, 5.0, 0.3, 0.2});  // any order
+  forecast.set_time(10.0);
+  // Waited 0.05: all five samples are ahead, mean 2.32.
+  EXPECT_NEAR(forecast.next_use(waiting_since(9.95)), 10.0 + 2.32 - 0.05, 1e-9);
+  // Waited 1: only the long gaps remain, mean 5.5: the job is farther away than at first.
+  EXPECT_NEAR(forecast.next_use(waiting_since(9.0)), 10.0 + 4.5, 1e-9);
+  // A job that ends here half the time: after 1 s, P(return) = 0.5·0.4 / (0.5·0.4 + 0.5).
+  EXPECT_NEAR(forecast.next_use(waiting_since(9.0, 0.5)), 10.0 + 4.5 / (0.2 / 0.7), 1e-9);
+  // Waited past every sample, or never continues: never.
+  EXPECT_EQ(forecast.next_use(waiting_since(3.0)), JobForecast::kNever);
+  EXPECT_EQ(forecast.next_use(waiting_since(9.95, 0.0)), JobForecast::kNever);
+  // Running (not waiting), or no distribution for its agent: the fixed prediction.
+  JobForecast running = waiting_since(9.0);
+  running.idle_since = JobForecast::kNever;
+  EXPECT_EQ(forecast.next_use(running), 10.0);
+  JobForecast other_agent = waiting_since(9.0);
+  other_agent.gap_agent = kAgentB;
+  EXPECT_EQ(forecast.next_use(other_agent), 10.0);
+  EXPECT_THROW(forecast.set_gap_distribution(kType, kAgentB, {1.0, -1.0}), std::invalid_argument);
+}
+
 TEST_F(EvictionPolicyTest, MatchByAnotherJobTurnsTheSharedPartIntoAnAgentPrefix) {
   use("pythia");
   insert_at(1, 0, 3, 100, job_tags(1));  // system prompt (2 pages) + job 1's context (1 page)
@@ -173,6 +205,30 @@ TEST_F(EvictionPolicyTest, TtlPinsAJobThroughItsToolCallThenFallsBackToLru) {
   insert_at(12, 100, 1, 20, job_tags(2));
   now(21);  // the TTL ran out: plain LRU again
   EXPECT_EQ(eviction_order(), (Pages{10, 20}));
+}
+
+
+// Job 1 last called at t = 1, job 2 at t = 2, asked at t = 2.05; job 3 at t = 3 but
+// waiting since t = -5, longer than any gap. Which job is due back first depends on
+// the shape of the gap distribution, not on recency alone.
+TEST_F(EvictionPolicyTest, PythiaReadsTheGapDistributionGivenTheWait) {
+  use("pythia");
+  cache_one_page_per_job(3);
+  forecast.set_job(1, waiting_since(1.0));
+  forecast.set_job(2, waiting_since(2.0));
+  forecast.set_job(3, waiting_since(-5.0));
+  now(2.05);
+  // Heavy-tailed gaps (tool calls and long user think times): job 1, idle 1.05 s, is
+  // past every tool call, so probably in a long gap: evict it before job 2 (LRU's order).
+  forecast.set_gap_distribution(kType, kAgentA, {0.1, 0.2, 0.3, 5.0, 6.0});
+  EXPECT_EQ(eviction_order(), (Pages{30, 10, 20}));
+
+  cache_one_page_per_job(3);
+  now(2.05);
+  // Regular gaps of 1-1.3 s: job 1 is due back in 0.15 s, job 2 in 1.1 s: evict job 2
+  // first (Belady's order, the reverse of LRU's).
+  forecast.set_gap_distribution(kType, kAgentA, {1.0, 1.1, 1.2, 1.3});
+  EXPECT_EQ(eviction_order(), (Pages{30, 20, 10}));
 }
 
 }  // namespace

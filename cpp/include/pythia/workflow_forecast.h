@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <unordered_map>
+#include <vector>
 
 #include "pythia/workflow_tags.h"
 
@@ -27,6 +28,15 @@ struct JobForecast {
   double pinned_until = -kNever;
   /// Ended through the API: its private context will not be used again.
   bool ended = false;
+  /// Set while the job waits between calls (its last call finished then):
+  /// next use is then read from the gap distribution of the agent that ran
+  /// last, (gap_type, gap_agent), conditioned on the time already waited,
+  /// instead of the fixed `next_use`. kNever: not waiting, or no distribution.
+  double idle_since = kNever;
+  int32_t gap_type = -1;
+  int32_t gap_agent = -1;
+  /// Probability that the job makes another call at all.
+  double p_continue = 1.0;
 };
 
 /// \brief What is predicted about a prefix shared by the jobs of one agent
@@ -53,6 +63,22 @@ class WorkflowForecast {
     agents_[key(type, agent)] = forecast;
   }
 
+  /// The gap between a job's call of this agent and its next call, as equally
+  /// likely sample points (e.g. quantiles), any order; empty clears it.
+  void set_gap_distribution(int32_t type, int32_t agent, std::vector<double> points);
+
+  /// \brief Predicted time of the job's next call at the current time.
+  ///
+  /// For a waiting job with a gap distribution G it is the expected rest of
+  /// the gap given the wait t so far, E[G - t | G > t], divided by the
+  /// probability that the job still comes back, p·S(t) / (p·S(t) + 1 - p)
+  /// (S: survival of G). Under heavy-tailed gaps the rest of the wait grows
+  /// as the wait does: a job idle for long is probably in a long gap (a
+  /// user's think time rather than a tool call), which a fixed prediction
+  /// of "last call + mean gap" would call imminent. kNever once the wait has
+  /// outlasted every sample.
+  double next_use(const JobForecast& f) const;
+
   /// nullptr when nothing was reported.
   const JobForecast* job(int32_t job) const {
     auto it = jobs_.find(job);
@@ -72,6 +98,12 @@ class WorkflowForecast {
   double now_ = 0.0;
   std::unordered_map<int32_t, JobForecast> jobs_;
   std::unordered_map<uint64_t, AgentForecast> agents_;
+  /// Gap samples sorted ascending, and suffix sums for the conditional mean.
+  struct GapDistribution {
+    std::vector<double> points;
+    std::vector<double> suffix_sum;  // suffix_sum[i] = points[i] + ... + points[n-1]
+  };
+  std::unordered_map<uint64_t, GapDistribution> gaps_;
 };
 
 }  // namespace pythia
