@@ -45,6 +45,9 @@ class ServerArgs:
                 "(uncached prompt plus predicted output)."})
     unblock_bonus_tokens: float = field(default=512.0, metadata={
         "help": "pythia ordering: work forgiven to a request whose completion unblocks its job's next agent."})
+    job_idle_timeout_s: float = field(default=300.0, metadata={
+        "help": "A workflow job idle this long (and past its predicted dead time) is ended and forgotten, for "
+                "clients that never call POST /v1/workflows/jobs/{id}/end; a later call starts a new job."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
 
     @classmethod
@@ -70,6 +73,8 @@ class ServerArgs:
         for name in ("page_size", "max_total_tokens", "chunked_prefill_size", "max_running_requests", "port"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if not self.job_idle_timeout_s > 0:
+            raise ValueError("--job-idle-timeout-s must be positive")
         for name in ("unblock_bonus_tokens", "aging_tokens_per_step", "future_work_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0")

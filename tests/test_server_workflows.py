@@ -20,6 +20,7 @@ def call(server, job: str, agent: str) -> None:
 def test_register_run_and_read_the_learned_profile(server):
     r = server.post("/v1/workflows", json=TOPOLOGY)
     assert r.status_code == 200 and r.json()["registered"]
+    tracked = server.stats()["workflow_jobs_tracked"]
     for i in range(3):
         job = f"review-job-{i}"
         for agent in ["planner", "coder", "reviewer"] + (["coder", "reviewer"] if i == 0 else []):
@@ -35,6 +36,7 @@ def test_register_run_and_read_the_learned_profile(server):
     assert abs(profile["transitions"]["reviewer"]["coder"] - 2 / 5) < 1e-9
     assert profile["agents"]["coder"]["calls"] == 4
     assert profile["agents"]["coder"]["output_tokens"]["p99"] == 2
+    assert server.stats()["workflow_jobs_tracked"] == tracked, "ended jobs are forgotten"
     listed = server.get("/v1/workflows").json()["workflows"]
     assert {"type": "review-loop", "registered": True, "jobs_seen": 3} in listed
 

@@ -82,7 +82,7 @@ def test_the_feed_sends_a_gap_distribution_once_per_new_sample_and_the_wait_with
     sent = [args for name, args in core.calls if name == "set_gap_distribution"]
     assert len(sent) == 1 and sent[0][:2] == (0, 0) and len(sent[0][2]) == GAP_DISTRIBUTION_POINTS
     job_args = [args for name, args in core.calls if name == "set_job_forecast"][-1]
-    assert job_args[5:] == (1001.0, 0, 0, 1.0), "waiting since 1001 after the planner, which always hands over"
+    assert job_args[5:] == (1001.0, 0, 0, 1.0, 150), "waiting since 1001 after the planner (which always hands over), context 100 + 50"
     with pytest.raises(ValueError, match="p_continue"):
         core.core.set_job_forecast(0, 1.0, NEVER, 1, -NEVER, 1.0, 0, 0, 1.5)
     with pytest.raises(ValueError, match="gap samples"):

@@ -99,3 +99,38 @@ def test_remaining_work_shrinks_as_a_job_advances():
     assert after_planner > after_reviewer > 0
     profiler.end_job("live")
     assert profiler.remaining_work_tokens("live") == 0.0
+
+
+def test_a_loop_has_unknown_length_until_a_job_ends_then_each_agent_is_shrunk_toward_the_type():
+    profiler = WorkflowProfiler()
+    for i in range(30):
+        profiler.on_request("loop", "j0", "x", 10, 2.0 * i)
+        profiler.on_finish("loop", "j0", "x", 5, 2.0 * i + 1)
+    # No job of the type has ended: an infinite expectation would swamp every other term.
+    assert profiler.remaining_work_tokens("j0") is None
+    assert profiler.describe("loop")["expected_calls_per_job"] is None
+    profiler.end_job("j0")  # x: 29 loops and 1 end
+    for i in range(10):
+        profiler.on_request("loop", "j1", "y", 10, 100.0 + 2 * i)  # y: 9 loops, no end seen yet
+        profiler.on_finish("loop", "j1", "y", 5, 101.0 + 2 * i)
+    # y's END probability: 0 observed in 9, pulled toward the type's 1 in 39 with 20 pseudo-observations.
+    p_end = (20 / 39) / (9 + 20)
+    assert profiler.remaining_calls("j1") == pytest.approx(1 / p_end - 1)
+    assert profiler.describe("loop")["transitions"]["y"] == {"y": 1.0}, "reported transitions stay empirical"
+
+
+def test_ended_jobs_lengths_predict_the_rest_of_an_unregistered_job_given_its_age():
+    profiler = WorkflowProfiler()
+    for j, length in enumerate([2, 4, 6, 8, 10]):
+        for i in range(length):
+            profiler.on_request("loop", f"done-{j}", "x", 10, float(i))
+            profiler.on_finish("loop", f"done-{j}", "x", 5, i + 0.5)
+        profiler.end_job(f"done-{j}")
+    for i in range(3):
+        profiler.on_request("loop", "live", "x", 10, 100.0 + i)
+        profiler.on_finish("loop", "live", "x", 5, 100.5 + i)
+    assert profiler.remaining_calls("live") == pytest.approx((4 + 6 + 8 + 10) / 4 - 3)
+    for i in range(3, 11):
+        profiler.on_request("loop", "live", "x", 10, 100.0 + i)
+    # Longer than every ended job: the automaton's estimate (x ends 5 times in 30 + 8 pending).
+    assert profiler.remaining_calls("live") == pytest.approx(profiler.profile("loop").expected_remaining_calls("x"))

@@ -41,8 +41,8 @@ PYBIND11_MODULE(_core, m) {
       .def("add_request", &scheduler_add_request, py::arg("req_id"), py::arg("prompt"),
            py::arg("max_new_tokens"), py::arg("arrival_time") = 0.0, py::arg("workflow_type") = -1,
            py::arg("job") = -1, py::arg("agent") = -1, py::arg("max_cached_tokens") = -1,
-           py::arg("predicted_output_tokens") = -1,
-           "Queue a request; ValueError for a duplicate id, empty prompt, negative max_new_tokens or one that can never fit.")
+           py::arg("predicted_output_tokens") = -1, py::arg("opens_job") = false,
+           "Queue a request (opens_job: a workflow job's first call); ValueError for a duplicate id, empty prompt, negative max_new_tokens or one that can never fit.")
       .def("schedule", &scheduler_schedule,
            "Decide the next step; returns a dict of flat numpy arrays (see step_plan.h).")
       .def("update", &scheduler_update, py::arg("req_ids"), py::arg("tokens"), py::arg("finished"),
@@ -54,7 +54,7 @@ PYBIND11_MODULE(_core, m) {
       .def("set_job_forecast", &scheduler_set_job_forecast, py::arg("job"), py::arg("next_use"),
            py::arg("dead_after"), py::arg("steps_to_execution"), py::arg("pinned_until"),
            py::arg("idle_since") = JobForecast::kNever, py::arg("gap_type") = -1, py::arg("gap_agent") = -1,
-           py::arg("p_continue") = 1.0,
+           py::arg("p_continue") = 1.0, py::arg("context_tokens") = 0,
            "Predictions about a job's private context for the eviction policies (times on the set_time clock; "
            "steps < 0: never). A job waiting between calls since `idle_since` is predicted from the gap "
            "distribution of (gap_type, gap_agent) given the wait so far, when one was set.")
@@ -66,8 +66,9 @@ PYBIND11_MODULE(_core, m) {
            "Equally likely samples of the gap after an agent's call until the job's next call (empty: clear).")
       .def("end_job", [](Scheduler& self, int32_t job) { self.forecast().end_job(job); }, py::arg("job"),
            "The job's private context is dead: its pages are evicted first.")
-      .def("forget_job", [](Scheduler& self, int32_t job) { self.forecast().forget_job(job); }, py::arg("job"),
-           "Drop all predictions about a job.")
+      .def("forget_job", &Scheduler::forget_job, py::arg("job"),
+           "Forget an ended job with no live request: its cached pages become dead context and every "
+           "per-job record is dropped, so the id may be reused. RuntimeError while a request of it is live.")
       .def("set_agent_forecast", &scheduler_set_agent_forecast, py::arg("workflow_type"), py::arg("agent"),
            py::arg("next_use"), py::arg("steps_to_execution"),
            "Predicted next use of the prefix an agent's jobs share (agent -1: all agents of the type).")

@@ -39,17 +39,19 @@ int32_t steps_or_never(int32_t steps) { return steps < 0 ? JobForecast::kNoSteps
 void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
                            int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
                            int32_t job, int32_t agent, int32_t max_cached_tokens,
-                           int32_t predicted_output_tokens) {
+                           int32_t predicted_output_tokens, bool opens_job) {
   require_1d(prompt, "prompt");
   std::vector<int32_t> tokens(prompt.data(), prompt.data() + prompt.size());
   py::gil_scoped_release release;
   self.add_request(id, std::move(tokens), max_new_tokens, arrival_time,
-                   WorkflowTags{workflow_type, job, agent}, max_cached_tokens, predicted_output_tokens);
+                   WorkflowTags{workflow_type, job, agent}, max_cached_tokens, predicted_output_tokens,
+                   opens_job);
 }
 
 void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, double dead_after,
                                 int32_t steps_to_execution, double pinned_until, double idle_since,
-                                int32_t gap_type, int32_t gap_agent, double p_continue) {
+                                int32_t gap_type, int32_t gap_agent, double p_continue,
+                                int32_t context_tokens) {
   if (job < 0) throw std::invalid_argument("set_job_forecast: job ids are >= 0");
   if (!(p_continue >= 0.0 && p_continue <= 1.0)) {
     throw std::invalid_argument("set_job_forecast: p_continue must be in [0, 1]");
@@ -63,6 +65,8 @@ void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, d
   f.gap_type = gap_type;
   f.gap_agent = gap_agent;
   f.p_continue = p_continue;
+  if (context_tokens < 0) throw std::invalid_argument("set_job_forecast: context_tokens must be >= 0");
+  f.context_tokens = context_tokens;
   self.forecast().set_job(job, f);
 }
 

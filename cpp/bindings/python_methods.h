@@ -19,11 +19,12 @@ using BoolArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast
 void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
                            int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
                            int32_t job, int32_t agent, int32_t max_cached_tokens,
-                           int32_t predicted_output_tokens);
+                           int32_t predicted_output_tokens, bool opens_job);
 /// Job and agent predictions for the eviction policies; steps < 0 means "never".
 void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, double dead_after,
                                 int32_t steps_to_execution, double pinned_until, double idle_since,
-                                int32_t gap_type, int32_t gap_agent, double p_continue);
+                                int32_t gap_type, int32_t gap_agent, double p_continue,
+                                int32_t context_tokens);
 void scheduler_set_agent_forecast(Scheduler& self, int32_t workflow_type, int32_t agent,
                                   double next_use, int32_t steps_to_execution);
 py::dict scheduler_schedule(Scheduler& self);

@@ -125,6 +125,7 @@ double PythiaEviction::priority(const RadixNode& node) const {
   const double now = forecast_.now();
   const WorkflowTags& t = node.tags;
   double next_use = 2.0 * now - node.last_access_time;
+  if (t.job == WorkflowTags::kEndedJob) return -2.0 * kBand + node.last_access_time;
   if (t.job >= 0) {
     if (const JobForecast* job = forecast_.job(t.job)) {
       if (forecast_.is_dead(*job)) return -2.0 * kBand + node.last_access_time;
@@ -141,7 +142,9 @@ double PythiaEviction::priority(const RadixNode& node) const {
 double KvflowEviction::priority(const RadixNode& node) const {
   const WorkflowTags& t = node.tags;
   int32_t steps = 1;
-  if (t.job >= 0) {
+  if (t.job == WorkflowTags::kEndedJob) {
+    steps = JobForecast::kNoSteps;
+  } else if (t.job >= 0) {
     if (const JobForecast* job = forecast_.job(t.job)) {
       steps = job->ended ? JobForecast::kNoSteps : job->steps_to_execution;
     }

@@ -369,6 +369,23 @@ void RadixTree::clear(std::vector<int32_t>& device_out, std::vector<int32_t>& ho
   evictable_pages_ = protected_pages_ = host_pages_ = num_nodes_ = 0;
 }
 
+int32_t RadixTree::retag_job(int32_t job, int32_t as_job) {
+  int32_t changed = 0;
+  std::vector<RadixNode*> stack;
+  for (auto& kv : root_.children) stack.push_back(kv.second.get());
+  while (!stack.empty()) {
+    RadixNode* node = stack.back();
+    stack.pop_back();
+    if (node->tags.job == job) {
+      node->tags.job = as_job;
+      reprioritize(node);
+      ++changed;
+    }
+    for (auto& kv : node->children) stack.push_back(kv.second.get());
+  }
+  return changed;
+}
+
 void RadixTree::for_each_node(const std::function<void(const RadixNode&)>& fn) const {
   std::vector<const RadixNode*> stack;
   for (const auto& kv : root_.children) stack.push_back(kv.second.get());

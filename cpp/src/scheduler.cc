@@ -49,7 +49,8 @@ Scheduler::Scheduler(const SchedulerConfig& config)
 
 void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
                             double arrival_time, const WorkflowTags& tags,
-                            int32_t max_cached_tokens, int32_t predicted_output_tokens) {
+                            int32_t max_cached_tokens, int32_t predicted_output_tokens,
+                            bool opens_job) {
   const std::string who = "request " + std::to_string(id);
   if (requests_.count(id)) throw std::invalid_argument(who + ": id is already in use");
   if (prompt.empty()) throw std::invalid_argument(who + ": empty prompt");
@@ -74,6 +75,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max
   if (tags.job >= 0) job_first_seq_.emplace(tags.job, req->arrival_seq);
   req->max_cached_tokens = max_cached_tokens;
   req->predicted_output_tokens = predicted_output_tokens;
+  req->opens_job = opens_job && tags.job >= 0;
   waiting_.push_back(req.get());
   requests_.emplace(id, std::move(req));
 }
@@ -151,8 +153,19 @@ void Scheduler::admit_waiting(int32_t& budget) {
   for (const Request* req : running_) reserved += future_pages(*req);
 
   size_t num_admitted = 0;
+  int64_t live_context = -1;  // tokens of live jobs' contexts, computed when a new job asks
+  const int64_t pool_tokens = static_cast<int64_t>(config_.num_device_pages) * config_.page_size;
   for (Request* req : order) {
     if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
+    if (reserve_by_prediction_ && req->opens_job) {
+      // Working-set gate: a new job waits while the contexts of live jobs (running, or
+      // expected back from a tool call) already fill the pool. Admitting it would evict
+      // contexts about to be reused, and every job would re-prefill (thrashing); jobs
+      // with cached contexts behind it in the queue go on meanwhile.
+      if (live_context < 0) live_context = forecast_.live_context_tokens();
+      if (live_context > 0 && live_context + req->prompt_len > pool_tokens) continue;
+      live_context += req->prompt_len;
+    }
     cache_.attach_prefix(*req);
     // With nothing running, admit whatever fits without the output reserve:
     // waiting for memory that can only come from running requests would stall.
@@ -310,6 +323,21 @@ void Scheduler::set_job_work(int32_t job, double tokens, bool unblocks) {
   } else {
     job_work_[job] = {tokens, unblocks};
   }
+}
+
+int32_t Scheduler::forget_job(int32_t job) {
+  if (job < 0) throw std::invalid_argument("forget_job: job ids are >= 0");
+  for (const auto& kv : requests_) {
+    if (kv.second->tags.job == job) {
+      throw std::logic_error("forget_job: job " + std::to_string(job) + " still has request " +
+                             std::to_string(kv.first) + " live");
+    }
+  }
+  forecast_.forget_job(job);
+  job_work_.erase(job);
+  job_service_.erase(job);
+  job_first_seq_.erase(job);
+  return cache_.retag_job(job, WorkflowTags::kEndedJob);
 }
 
 int32_t Scheduler::flush_cache() {

@@ -25,6 +25,7 @@ from pythia.model_executor.sampler import SampleRow, sample
 from pythia.models.llama import LlamaForCausalLM
 from pythia.models.model_config import load_model_config
 from pythia.server_args import ServerArgs
+from pythia.workflow.forecast import retire_after_s
 from pythia.workflow.profiler import WorkflowProfiler
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class Engine:
         self.by_rid: dict[str, RequestState] = {}
         self.next_core_id = 0
         self.tag_ids: dict[str, dict[str, int]] = {"type": {}, "job": {}, "agent": {}}
+        self.free_job_ids: list[int] = []  # ids of forgotten jobs, reused so that ids stay small
+        self.tags_seen = {"type": 0, "job": 0, "agent": 0}
+        self.next_retire_sweep_s = 0.0
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "requests_finished": 0}
         self.profiler = WorkflowProfiler()
         self.feed = PredictionFeed(self.core, self.profiler, self._tag, self.tag_ids, self.args.schedule_policy,
@@ -131,7 +135,35 @@ class Engine:
         if value is None:
             return -1
         ids = self.tag_ids[kind]
-        return ids.setdefault(value, len(ids))
+        tag = ids.get(value)
+        if tag is None:
+            # Ids in use and forgotten ones together are exactly 0 .. n-1.
+            free = self.free_job_ids if kind == "job" else []
+            tag = ids[value] = free.pop() if free else len(ids) + len(free)
+            self.tags_seen[kind] += 1
+        return tag
+
+    def _forget_job_if_done(self, job_id: str | None) -> None:
+        """An ended job with no call in flight is dropped everywhere (profiler, core, tag ids)."""
+        job = self.profiler.jobs.get(job_id) if job_id is not None else None
+        if job is None or not job.ended or job.running:
+            return
+        self.profiler.forget(job_id)
+        tag = self.tag_ids["job"].pop(job_id, None)
+        if tag is not None:
+            self.core.forget_job(tag)
+            self.free_job_ids.append(tag)
+
+    def _retire_idle_jobs(self, now: float) -> None:
+        """Ends and forgets jobs idle past retire_after_s (clients that never end their jobs). It
+        walks every live job, so it runs at most once a second (or per half timeout)."""
+        timeout = self.args.job_idle_timeout_s
+        if now < self.next_retire_sweep_s:
+            return
+        self.next_retire_sweep_s = now + min(1.0, timeout / 2)
+        for job_id in self.profiler.idle_jobs(now, lambda profile, agent: retire_after_s(profile, agent, timeout)):
+            self.profiler.end_job(job_id)
+            self._forget_job_if_done(job_id)
 
     def add_request(self, req: GenerateRequest) -> GenerateOutput | None:
         """Queues a request; returns an error output instead when it cannot be served."""
@@ -143,11 +175,13 @@ class Engine:
             state.grammar = self.grammar.matcher(req.params)
             max_cached = max(state.logprob_start - 1, 0) if req.return_logprob else -1
             wf = req.workflow
+            opens_job = self.profiler.opens_job(wf.id)
             self.core.add_request(state.core_id, np.asarray(req.input_ids, dtype=np.int32), req.params.max_new_tokens,
                                   arrival_time=time.time(), workflow_type=self._tag("type", wf.type),
                                   job=self._tag("job", wf.id), agent=self._tag("agent", wf.agent),
                                   max_cached_tokens=max_cached,
-                                  predicted_output_tokens=self.feed.predicted_output_tokens(wf.type, wf.agent))
+                                  predicted_output_tokens=self.feed.predicted_output_tokens(wf.type, wf.agent),
+                                  opens_job=opens_job)
         except ValueError as e:
             return GenerateOutput(rid=req.rid, new_token_ids=[], text="", finished=True,
                                   finish_reason={"type": "abort", "message": str(e)}, prompt_tokens=len(req.input_ids),
@@ -166,6 +200,7 @@ class Engine:
         now = self.now()
         self.profiler.on_finish(wf.type, wf.id, wf.agent, len(state.output_ids), now, now - state.arrival_s)
         self.feed.publish(wf.id, now)
+        self._forget_job_if_done(wf.id)
 
     def validate(self, req: GenerateRequest) -> None:
         n = len(req.input_ids)
@@ -202,7 +237,9 @@ class Engine:
 
     def step(self) -> list[GenerateOutput]:
         """One schedule -> forward -> sample -> update cycle; returns outputs to send."""
-        self.core.set_time(self.now())
+        now = self.now()
+        self.core.set_time(now)
+        self._retire_idle_jobs(now)
         plan = self.core.schedule()
         num = len(plan["req_ids"])
         if num == 0:
@@ -314,7 +351,8 @@ class Engine:
         return self.core.flush_cache()
 
     def stats(self) -> dict[str, Any]:
-        tags = {f"workflow_{kind}s_seen": len(ids) for kind, ids in self.tag_ids.items()}
+        tags = {f"workflow_{kind}s_seen": n for kind, n in self.tags_seen.items()}
+        tags["workflow_jobs_tracked"] = len(self.tag_ids["job"])  # live jobs; ended ones are forgotten
         return {**self.core.stats(), **self.counters, **tags, "max_total_tokens": self.max_total_tokens,
                 "page_size": self.args.page_size, "num_pages": self.max_total_tokens // self.args.page_size}
 
@@ -338,6 +376,7 @@ class Engine:
             if not profiler.end_job(payload["job"]):
                 return False, {"error": f"unknown or already ended job {payload['job']!r}"}
             self.feed.publish(payload["job"], self.now())
+            self._forget_job_if_done(payload["job"])
             return True, {"job": payload["job"], "ended": True}
         return False, {"error": f"unknown workflow request {kind}"}
 

@@ -1,8 +1,8 @@
 """Hands the workflow profiler's predictions to the scheduler core, once per request event.
 
 Only what the configured policies read is computed and sent: job work for `pythia` ordering,
-job and agent forecasts for the prediction-driven eviction policies, P99 output lengths for
-`pythia` admission. With `fcfs`/`lpm` + `lru` + `ratio` nothing is sent at all.
+job and agent forecasts for the prediction-driven eviction policies, P99 output lengths and job
+forecasts (live contexts) for `pythia` admission. With `fcfs`/`lpm` + `lru` + `ratio` nothing is sent at all.
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ class PredictionFeed:
                  admission_policy: str) -> None:
         self.core, self.profiler, self.tag, self.tag_ids = core, profiler, tag, tag_ids
         self.job_work = schedule_policy == "pythia"
-        self.forecasts = eviction_policy != "lru"
         self.p99_output = admission_policy == "pythia"
+        # Job forecasts feed the prediction-driven eviction policies and pythia admission's
+        # working-set gate; agent forecasts only the eviction policies.
+        self.agent_forecasts = eviction_policy != "lru"
+        self.forecasts = self.agent_forecasts or self.p99_output
         self.gap_samples_sent: dict[tuple[str, str], int] = {}  # (type, agent) -> sample count when last sent
 
     def predicted_output_tokens(self, wf_type: str | None, agent: str | None) -> int:
@@ -46,10 +49,10 @@ class PredictionFeed:
         type_id = self.tag_ids["type"].get(state.type, -1)
         gap_agent_id = self._publish_gaps(state.type, type_id, f.gap_agent)
         self.core.set_job_forecast(job, f.next_use_s, f.dead_after_s, f.steps_to_execution, f.pinned_until_s,
-                                   f.idle_since_s, type_id, gap_agent_id, f.p_continue)
+                                   f.idle_since_s, type_id, gap_agent_id, f.p_continue, f.context_tokens)
         if state.ended:
             self.core.end_job(job)
-        if type_id < 0:
+        if type_id < 0 or not self.agent_forecasts:
             return  # untyped jobs' shared prefixes are ordinary traffic to the core
         soonest, fewest = NEVER, -1
         for agent, af in agent_forecasts(self.profiler.profile(state.type), now).items():

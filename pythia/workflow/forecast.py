@@ -43,6 +43,7 @@ class JobForecast:
     idle_since_s: float = NEVER
     gap_agent: str | None = None
     p_continue: float = 1.0
+    context_tokens: int = 0  # the job's context: its last prompt plus output (the admission gate)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def job_forecast(profiler: WorkflowProfiler, job_id: str, now: float) -> JobFore
     profile = profiler.profile(job.type)
     remaining = profile.expected_remaining_calls(job.last_agent)
     if job.running > 0:
-        return JobForecast(work, job.running == 1 and remaining > 0, now, NEVER, 0, -NEVER)
+        return JobForecast(work, job.running == 1 and remaining > 0, now, NEVER, 0, -NEVER,
+                           context_tokens=job.context_tokens)
     p_continue = 1.0 - profile.transition_probs().get(job.last_agent, {}).get(END, 0.0)
     stats = profile.agents.get(job.last_agent)
     gaps = stats.gap_after_s if stats else None
@@ -78,7 +80,18 @@ def job_forecast(profiler: WorkflowProfiler, job_id: str, now: float) -> JobFore
     if gaps and len(gaps.values) >= MIN_TTL_SAMPLES and p_continue > 0.5:
         pinned = now + gaps.quantile(TTL_QUANTILE)
     idle_since = job.last_finish_s if job.last_finish_s is not None else NEVER
-    return JobForecast(work, False, next_use, dead_after, steps, pinned, idle_since, job.last_agent, p_continue)
+    return JobForecast(work, False, next_use, dead_after, steps, pinned, idle_since, job.last_agent, p_continue,
+                       job.context_tokens)
+
+
+def retire_after_s(profile: TypeProfile, agent: str, minimum_s: float) -> float:
+    """How long a job may wait after `agent`'s call before the server ends and forgets it (for
+    clients that never end their jobs): past the point where its context counts as dead, and at
+    least `minimum_s`; a job that comes back later only restarts as a new job."""
+    stats = profile.agents.get(agent)
+    gaps = stats.gap_after_s if stats else None
+    dead = DEAD_GAP_FACTOR * gaps.quantile(0.99) if gaps and len(gaps.values) >= MIN_GAP_SAMPLES else 0.0
+    return max(minimum_s, dead)
 
 
 def gap_distribution(profile: TypeProfile, agent: str) -> list[float] | None:

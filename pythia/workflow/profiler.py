@@ -8,6 +8,7 @@ sorting (quantiles) are computed from bounded samples only when asked.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -17,12 +18,20 @@ from pythia.workflow.registry import Topology
 
 START, END = "<start>", "<end>"
 SAMPLES_KEPT = 1024  # per statistic: recent history, so the profile follows drift
+# Remaining-call predictions shrink each agent's probability of ending the job toward the type's
+# overall rate with this many pseudo-observations: an agent seen to loop 300 times without an end
+# yet is not predicted to loop forever, and agents of one loop do not differ by sampling noise alone.
+END_PRIOR_WEIGHT = 20.0
+MIN_ENDED_JOBS = 5  # ended jobs needed before their lengths predict a live job's remaining calls
 
 
 class Samples:
     def __init__(self) -> None:
         self.values: deque[float] = deque(maxlen=SAMPLES_KEPT)
         self.count = 0
+        self._sorted: np.ndarray | None = None
+        self._suffix: np.ndarray | None = None
+        self._sorted_count = -1
 
     def add(self, value: float) -> None:
         self.values.append(value)
@@ -33,6 +42,18 @@ class Samples:
 
     def mean(self, default: float | None = None) -> float | None:
         return float(np.mean(self.values)) if self.values else default
+
+    def mean_excess(self, x: float) -> float | None:
+        """E[V - x | V > x] over the samples: what is left of a quantity already at x
+        (None when no sample exceeds x). Sorts on demand, cached until a sample is added."""
+        if self._sorted is None or self._sorted_count != self.count:
+            self._sorted = np.sort(np.fromiter(self.values, float, len(self.values)))
+            self._suffix = np.cumsum(self._sorted[::-1])[::-1]
+            self._sorted_count = self.count
+        i = int(np.searchsorted(self._sorted, x, side="right"))
+        if i >= len(self._sorted):
+            return None
+        return float(self._suffix[i]) / (len(self._sorted) - i) - x
 
 
 @dataclass
@@ -49,6 +70,7 @@ class JobState:
     type: str
     last_agent: str = START
     last_prompt_tokens: int = 0
+    context_tokens: int = 0  # the last prompt, plus its output once finished
     last_finish_s: float | None = None
     calls: int = 0
     running: int = 0
@@ -69,6 +91,7 @@ class TypeProfile:
         self._derived: tuple[dict[str, dict[str, float]], dict[str, float]] | None = None
         self.last_job_start_s: float | None = None
         self.job_interarrival_s = Samples()  # between the first calls of consecutive jobs
+        self.job_calls = Samples()  # calls made by each ended job
 
     def seed(self, topology: Topology) -> None:
         """One pseudo-count per registered edge; entry agents follow START, exit agents lead to END."""
@@ -100,7 +123,7 @@ class TypeProfile:
         counts change: one event reads them several times."""
         if self._derived is None:
             probs = self._transition_probs()
-            self._derived = (probs, self._remaining_calls(probs))
+            self._derived = (probs, self._remaining_calls(self._shrink_ends(probs)))
         return self._derived
 
     def _transition_probs(self) -> dict[str, dict[str, float]]:
@@ -115,6 +138,31 @@ class TypeProfile:
     def expected_remaining_calls(self, after: str) -> float:
         """Expected number of calls still to come once `after` has run."""
         return self._derive()[1].get(after, 0.0)
+
+    def _shrink_ends(self, probs: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        """Each agent's END probability pulled toward the type's END rate (END_PRIOR_WEIGHT
+        pseudo-observations), the rest of its row scaled to match. Unchanged for a registered
+        topology, whose exits say which agents can end a job, and while no job of the type has
+        ended (the remaining calls are then unknown: infinite)."""
+        if self.topology is not None:
+            return probs
+        totals = {src: sum(self.prior.get(src, {}).values()) + sum(self.counts.get(src, {}).values())
+                  for src in probs if src != START}
+        observed = sum(totals.values())
+        rate = sum(probs[src].get(END, 0.0) * n for src, n in totals.items()) / observed if observed else 0.0
+        if rate <= 0.0:
+            return probs
+        out = dict(probs)
+        for src, n in totals.items():
+            row = probs[src]
+            p_end = row.get(END, 0.0)
+            if p_end >= 1.0:
+                continue  # nothing but END was seen: there is no other transition to scale
+            shrunk = (p_end * n + END_PRIOR_WEIGHT * rate) / (n + END_PRIOR_WEIGHT)
+            scale = (1.0 - shrunk) / (1.0 - p_end)
+            out[src] = {dst: (shrunk if dst == END else p * scale) for dst, p in row.items()}
+            out[src][END] = shrunk
+        return out
 
     @staticmethod
     def _remaining_calls(probs: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -182,7 +230,7 @@ class WorkflowProfiler:
         stats = profile.agents.setdefault(agent, AgentProfile())
         stats.calls += 1
         stats.prompt_growth.add(max(0, prompt_tokens - job.last_prompt_tokens))
-        job.last_prompt_tokens = prompt_tokens
+        job.last_prompt_tokens = job.context_tokens = prompt_tokens
         job.calls += 1
         self._move(job, agent, +1)
 
@@ -197,23 +245,60 @@ class WorkflowProfiler:
             stats.latency_s.add(latency_s)
         self._move(job, running_delta=-1)
         job.last_finish_s = now
+        job.context_tokens = job.last_prompt_tokens + output_tokens
 
     def end_job(self, job_id: str) -> bool:
         """The job's context is dead from now on; returns False for an unknown job."""
         job = self.jobs.get(job_id)
         if job is None or job.ended:
             return False
-        self.profile(job.type).observe(job.last_agent, END)
+        profile = self.profile(job.type)
+        profile.observe(job.last_agent, END)
+        profile.job_calls.add(job.calls)
         self._move(job, ended=True)
         return True
+
+    def opens_job(self, job_id: str | None) -> bool:
+        """Whether a request of `job_id` would be its job's first call."""
+        if job_id is None:
+            return False
+        job = self.jobs.get(job_id)
+        return job is None or job.ended
+
+    def forget(self, job_id: str) -> None:
+        """Drops an ended job with no call in flight, so that a long-running server keeps nothing
+        per finished job; a later request with the same id starts a new job."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return
+        if not job.ended or job.running:
+            raise ValueError(f"job {job_id!r} is still live: only an ended job with no call in flight is forgotten")
+        del self.jobs[job_id]
+
+    def idle_jobs(self, now: float, idle_limit_s) -> list[str]:
+        """Live jobs with no call in flight whose last call finished more than
+        idle_limit_s(type profile, last agent) seconds ago. O(jobs)."""
+        return [job_id for job_id, job in self.jobs.items()
+                if not job.ended and job.running == 0 and job.last_finish_s is not None
+                and now - job.last_finish_s > idle_limit_s(self.profile(job.type), job.last_agent)]
 
     # ------------------------------------------------------------------ predictions
 
     def remaining_calls(self, job_id: str) -> float:
+        """Expected calls the job still makes after those already sent. A registered topology says
+        where jobs end: the automaton answers from the job's last agent. Otherwise, once
+        MIN_ENDED_JOBS jobs have ended, their lengths answer given how many calls this one has made
+        (E[L - k | L >= k]): for a loop whose agents all look alike, the automaton's per-agent
+        estimates of a rare END differ by sampling noise alone, while the job's age is a fact."""
         job = self.jobs.get(job_id)
         if job is None or job.ended:
             return 0.0
-        return self.profile(job.type).expected_remaining_calls(job.last_agent)
+        profile = self.profile(job.type)
+        if profile.topology is None and len(profile.job_calls.values) >= MIN_ENDED_JOBS:
+            excess = profile.job_calls.mean_excess(job.calls - 0.5)  # over lengths >= job.calls
+            if excess is not None:
+                return excess - 0.5
+        return profile.expected_remaining_calls(job.last_agent)
 
     def remaining_work_tokens(self, job_id: str) -> float | None:
         """Expected tokens still to be computed for the job: its expected remaining calls times the
@@ -228,7 +313,10 @@ class WorkflowProfiler:
                  if a.prompt_growth.values or a.output_tokens.values]
         if not sizes:
             return None
-        return profile.expected_remaining_calls(job.last_agent) * float(np.mean(sizes))
+        remaining = self.remaining_calls(job_id)
+        if not math.isfinite(remaining):
+            return None  # no job of the type has ended yet: its length is unknown
+        return remaining * float(np.mean(sizes))
 
     def p99_output_tokens(self, wf_type: str, agent: str) -> float | None:
         stats = self.types.get(wf_type)
@@ -244,11 +332,16 @@ class WorkflowProfiler:
                 "prompt_growth_tokens": {"mean": a.prompt_growth.mean()},
                 "gap_after_s": {"median": a.gap_after_s.quantile(0.5), "p99": a.gap_after_s.quantile(0.99)},
                 "latency_s": {"mean": a.latency_s.mean()},
-                "expected_calls_after": profile.expected_remaining_calls(name),
+                "expected_calls_after": _finite_or_none(profile.expected_remaining_calls(name)),
             }
         live = sum(1 for j in self.jobs.values() if j.type == wf_type and not j.ended)
         return {"type": wf_type, "registered": profile.topology.to_json() if profile.topology else None,
                 "jobs_seen": profile.jobs_seen, "live_jobs": live,
                 "transitions": profile.transition_probs(),
                 "transition_counts": {s: dict(c) for s, c in profile.counts.items()},
-                "expected_calls_per_job": profile.expected_remaining_calls(START), "agents": agents}
+                "expected_calls_per_job": _finite_or_none(profile.expected_remaining_calls(START)),
+                "agents": agents}
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # JSON has no infinity

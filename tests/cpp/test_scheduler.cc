@@ -375,6 +375,80 @@ TEST_F(SchedulerTest, EosFromTheCallerFinishesEarly) {
   EXPECT_EQ(ref.back(), FakeModel::kEos);
 }
 
+TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobWhileLiveContextsFillThePool) {
+  SchedulerConfig c = make_config(4, 16, 64);  // a pool of 64 tokens
+  c.admission_policy = "pythia";
+  init(c);
+  sched->set_time(10.0);
+  sched->forecast().set_gap_distribution(0, 0, {1.0, 2.0});
+  JobForecast back_soon;  // job 1: between calls for 0.1 s, expected back
+  back_soon.idle_since = 9.9;
+  back_soon.gap_type = back_soon.gap_agent = 0;
+  back_soon.context_tokens = 40;
+  sched->forecast().set_job(1, back_soon);
+  JobForecast in_call;  // job 2: a call queued now
+  in_call.next_use = 10.0;
+  in_call.context_tokens = 10;
+  sched->forecast().set_job(2, in_call);
+  EXPECT_EQ(sched->forecast().live_context_tokens(), 50);
+  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, -1, -1, /*opens_job=*/true);
+  sched->add_request(2, iota_tokens(100, 8), 2, 0.0, {0, 1, 0});
+  step();
+  // 50 live + 20 > 64: the new job waits; job 1's call behind it runs.
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{2}));
+  sched->forecast().end_job(1);  // 10 live + 20 fits
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{2, 1}));
+  run_to_completion();
+  // A job that outlasted its whole gap distribution is not held for.
+  back_soon.idle_since = 5.0;
+  sched->forecast().set_job(1, back_soon);
+  EXPECT_EQ(sched->forecast().live_context_tokens(), 10);
+}
+
+TEST_F(SchedulerTest, RatioAdmissionIgnoresTheWorkingSetGate) {
+  init(make_config(4, 16, 64));
+  JobForecast in_call;
+  in_call.next_use = 0.0;
+  in_call.context_tokens = 60;
+  sched->forecast().set_job(2, in_call);
+  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, -1, -1, /*opens_job=*/true);
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{1}));
+  run_to_completion();
+}
+
+TEST_F(SchedulerTest, ForgettingAnEndedJobLeavesItsPagesDeadAndNothingPerJob) {
+  SchedulerConfig c = make_config(4, 64, 64, 16, "pythia");
+  c.eviction_policy = "pythia";
+  init(c);
+  sched->add_request(1, iota_tokens(0, 16), 2, 0.0, {0, 1, 0});
+  sched->add_request(2, iota_tokens(100, 16), 2, 0.0, {0, 2, 0});
+  sched->set_job_work(1, 10.0);
+  JobForecast soon;
+  soon.next_use = 1.0;
+  sched->forecast().set_job(1, soon);
+  sched->forecast().set_job(2, soon);
+  EXPECT_THROW(sched->forget_job(1), std::logic_error);  // request 1 is live
+  run_to_completion();
+  EXPECT_GT(sched->forget_job(1), 0);
+  EXPECT_EQ(sched->forecast().job(1), nullptr);
+  const EvictionPolicy& policy = sched->cache().eviction_policy();
+  double ended = 0, live = 0;
+  int32_t nodes_of_job_1 = 0;
+  sched->cache().tree().for_each_node([&](const RadixNode& node) {
+    nodes_of_job_1 += node.tags.job == 1;
+    if (node.tags.job == WorkflowTags::kEndedJob) ended = policy.priority(node);
+    if (node.tags.job == 2) live = policy.priority(node);
+  });
+  EXPECT_EQ(nodes_of_job_1, 0);
+  EXPECT_LT(ended, live) << "the forgotten job's pages are evicted first";
+  // The id is free again: a new job 1 starts with no history.
+  sched->add_request(3, iota_tokens(200, 8), 1, 0.0, {0, 1, 0});
+  run_to_completion();
+  EXPECT_THROW(sched->forget_job(-1), std::invalid_argument);
+}
+
 TEST_F(SchedulerTest, FlushEvictsEverythingUnlocked) {
   init(make_config(4, 64, 64));
   sched->add_request(1, iota_tokens(0, 16), 2, 0.0, {});

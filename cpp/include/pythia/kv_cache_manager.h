@@ -58,6 +58,8 @@ class KVCacheManager {
   const PagePool& device_pool() const { return device_pool_; }
   const PagePool& host_pool() const { return host_pool_; }
   const RadixTree& tree() const { return tree_; }
+  /// See RadixTree::retag_job.
+  int32_t retag_job(int32_t job, int32_t as_job) { return tree_.retag_job(job, as_job); }
   const EvictionPolicy& eviction_policy() const { return *eviction_; }
 
   /// \brief Checks pools, tree and the ownership rule given every request

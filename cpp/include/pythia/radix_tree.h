@@ -102,6 +102,10 @@ class RadixTree {
   int32_t num_nodes() const { return num_nodes_; }
   const RadixNode* root() const { return &root_; }
 
+  /// \brief Re-tags every node of job `job` as job `as_job`, re-ranking
+  /// them; O(nodes). Returns how many nodes changed.
+  int32_t retag_job(int32_t job, int32_t as_job);
+
   /// \brief Calls `fn` on every node but the root, parents before children.
   void for_each_node(const std::function<void(const RadixNode&)>& fn) const;
 

@@ -34,6 +34,9 @@ struct Request {
   /// P99 predicted output length from the workflow profiler (-1: none), for
   /// the "pythia" admission policy.
   int32_t predicted_output_tokens = -1;
+  /// The first call of a workflow job: under "pythia" admission it waits
+  /// while live jobs' contexts already fill the pool (working-set gate).
+  bool opens_job = false;
   RequestState state = RequestState::kWaiting;
 
   /// Positions whose KV is in `pages`.

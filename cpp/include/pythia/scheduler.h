@@ -48,10 +48,11 @@ class Scheduler : private SchedulingContext {
   /// an empty prompt, a negative max_new_tokens, or a request whose prompt
   /// plus max_new_tokens could never fit in the device pool.
   /// `predicted_output_tokens` (P99, -1: unknown) sizes the "pythia"
-  /// admission reservation.
+  /// admission reservation; `opens_job` marks a job's first call, which
+  /// "pythia" admission holds while live jobs' contexts fill the pool.
   void add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
                    double arrival_time, const WorkflowTags& tags, int32_t max_cached_tokens = -1,
-                   int32_t predicted_output_tokens = -1);
+                   int32_t predicted_output_tokens = -1, bool opens_job = false);
 
   /// \brief Decides the next step. Throws std::logic_error if the previous
   /// plan has not been answered by update().
@@ -72,6 +73,14 @@ class Scheduler : private SchedulingContext {
   /// work in tokens, and whether finishing the job's calls in flight unblocks
   /// its next agent (read by the `pythia` policy); negative tokens clear it.
   void set_job_work(int32_t job, double tokens, bool unblocks = false);
+
+  /// \brief Forgets an ended job once none of its requests is live: its
+  /// cached pages become WorkflowTags::kEndedJob's (dead context) and every
+  /// per-job record (forecast, predicted work, attained service, arrival
+  /// order) is dropped, so a long-running server keeps nothing per finished
+  /// job and the id may be reused. O(cached nodes). Throws std::logic_error
+  /// while a request of the job is live. Returns the pages' node count.
+  int32_t forget_job(int32_t job);
 
   /// \brief Advances the clock (seconds) that predictions and the prefix
   /// cache's access times are measured on. Call it before each step.

@@ -28,6 +28,8 @@ struct JobForecast {
   double pinned_until = -kNever;
   /// Ended through the API: its private context will not be used again.
   bool ended = false;
+  /// Tokens of the job's context (its last prompt plus output).
+  int32_t context_tokens = 0;
   /// Set while the job waits between calls (its last call finished then):
   /// next use is then read from the gap distribution of the agent that ran
   /// last, (gap_type, gap_agent), conditioned on the time already waited,
@@ -78,6 +80,13 @@ class WorkflowForecast {
   /// of "last call + mean gap" would call imminent. kNever once the wait has
   /// outlasted every sample.
   double next_use(const JobForecast& f) const;
+
+  /// \brief Tokens of the contexts of live jobs: those with a call queued
+  /// or running, and those between calls that are expected back (a gap
+  /// distribution predicts a next use, and they are not dead). A waiting
+  /// job without a gap distribution is not counted: nothing says it returns.
+  /// O(jobs).
+  int64_t live_context_tokens() const;
 
   /// nullptr when nothing was reported.
   const JobForecast* job(int32_t job) const {

@@ -8,6 +8,9 @@ namespace pythia {
 /// \brief The workflow a request belongs to. Strings are interned to ids by the
 /// Python layer; -1 means "not given" (ordinary traffic).
 struct WorkflowTags {
+  /// `job` of pages left by a job that ended and was forgotten (its id may be
+  /// reused): a dead private context, evicted first by `pythia`.
+  static constexpr int32_t kEndedJob = -2;
   int32_t type = -1;   ///< workflow kind, e.g. "code-review"
   int32_t job = -1;    ///< running instance (job / session)
   int32_t agent = -1;  ///< role that is calling
