@@ -13,19 +13,27 @@ from pythia.model_executor.sampling_params import SamplingParams
 from pythia.server_args import ServerArgs
 
 
-@pytest.fixture(scope="module")
-def engine():
+def tiny_engine(**kwargs) -> Engine:
     from pythia.models.tiny_model import tiny_model_path
 
-    return Engine(ServerArgs(model_path=str(tiny_model_path()), max_total_tokens=2048, schedule_policy="pythia",
-                             eviction_policy="pythia", admission_policy="pythia", job_idle_timeout_s=0.3))
+    return Engine(ServerArgs(model_path=str(tiny_model_path()), schedule_policy="pythia", eviction_policy="pythia",
+                             admission_policy="pythia", **kwargs))
 
 
-def call(engine: Engine, job: str, step: int) -> None:
-    req = GenerateRequest(rid=f"{job}-{step}", input_ids=list(range(5, 40 + 8 * step)),
+@pytest.fixture(scope="module")
+def engine():
+    return tiny_engine(max_total_tokens=2048, job_idle_timeout_s=0.3)
+
+
+def send(engine: Engine, job: str, step: int, prompt_len: int | None = None) -> None:
+    req = GenerateRequest(rid=f"{job}-{step}", input_ids=list(range(5, 5 + (prompt_len or 35 + 8 * step))),
                           params=SamplingParams(max_new_tokens=2, temperature=0, ignore_eos=True),
                           workflow=WorkflowMeta(type="loop", id=job, agent="worker"))
     assert engine.add_request(req) is None
+
+
+def call(engine: Engine, job: str, step: int, prompt_len: int | None = None) -> None:
+    send(engine, job, step, prompt_len)
     while engine.has_work():
         engine.step()
 
@@ -47,4 +55,22 @@ def test_ended_and_idle_jobs_are_forgotten_and_their_ids_reused(engine):
     # Ending an unknown or already forgotten job is an error, not a crash.
     ok, reply = engine.workflow_control("workflow_end_job", {"job": "ended-job"})
     assert not ok and "unknown" in reply["error"]
+    engine.check_integrity()
+
+
+def test_a_new_job_waits_while_a_live_context_fills_the_pool_then_runs_after_max_job_hold():
+    engine = tiny_engine(max_total_tokens=256, max_job_hold_s=0.5)
+    for step in range(6):  # job A: 5 gaps of 0.3 s, a 200-token context; expected back after a gap
+        call(engine, "A", step, prompt_len=200)
+        if step < 5:
+            time.sleep(0.3)
+    send(engine, "B", 0, prompt_len=100)  # 200 + 100 > 256: B's first call is held
+    engine.step()
+    assert not engine.last_step_ran and engine.has_work()
+    engine.check_integrity()
+    time.sleep(0.5)  # past --max-job-hold-s
+    engine.step()
+    assert engine.last_step_ran
+    while engine.has_work():
+        engine.step()
     engine.check_integrity()

@@ -29,6 +29,7 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("admission_policy", &SchedulerConfig::admission_policy, "Output KV reservation policy name.")
       .def_readwrite("unblock_bonus_tokens", &SchedulerConfig::unblock_bonus_tokens, "pythia policy: work forgiven when a request unblocks its job's next agent.")
       .def_readwrite("future_work_weight", &SchedulerConfig::future_work_weight, "pythia policy: weight of a job's predicted later work against the current call's own cost.")
+      .def_readwrite("max_job_hold_s", &SchedulerConfig::max_job_hold_s, "pythia admission: longest a job's first call waits for room beside live jobs' contexts.")
       .def_readwrite("lpm_fallback_queue_len", &SchedulerConfig::lpm_fallback_queue_len, "Queue length beyond which lpm acts as fcfs.")
       .def_readwrite("aging_tokens_per_step", &SchedulerConfig::aging_tokens_per_step, "pythia policy: work forgiven per step waited.")
       .def_readwrite("init_new_token_ratio", &SchedulerConfig::init_new_token_ratio, "Initial output reservation ratio.")

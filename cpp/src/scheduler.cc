@@ -18,6 +18,7 @@ void check_config(const SchedulerConfig& c) {
   require(c.num_host_pages >= 0, "num_host_pages must be >= 0");
   require(c.max_running_requests > 0, "max_running_requests must be positive");
   require(c.max_batch_tokens > 0, "max_batch_tokens must be positive");
+  require(c.max_job_hold_s >= 0, "max_job_hold_s must be >= 0");
   require(c.lpm_fallback_queue_len >= 0, "lpm_fallback_queue_len must be >= 0");
   require(c.min_new_token_ratio >= 0 && c.min_new_token_ratio <= c.init_new_token_ratio,
           "need 0 <= min_new_token_ratio <= init_new_token_ratio");
@@ -76,6 +77,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max
   req->max_cached_tokens = max_cached_tokens;
   req->predicted_output_tokens = predicted_output_tokens;
   req->opens_job = opens_job && tags.job >= 0;
+  req->queued_at = forecast_.now();
   waiting_.push_back(req.get());
   requests_.emplace(id, std::move(req));
 }
@@ -157,11 +159,13 @@ void Scheduler::admit_waiting(int32_t& budget) {
   const int64_t pool_tokens = static_cast<int64_t>(config_.num_device_pages) * config_.page_size;
   for (Request* req : order) {
     if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
-    if (reserve_by_prediction_ && req->opens_job) {
+    if (reserve_by_prediction_ && req->opens_job &&
+        forecast_.now() - req->queued_at < config_.max_job_hold_s) {
       // Working-set gate: a new job waits while the contexts of live jobs (running, or
       // expected back from a tool call) already fill the pool. Admitting it would evict
       // contexts about to be reused, and every job would re-prefill (thrashing); jobs
-      // with cached contexts behind it in the queue go on meanwhile.
+      // with cached contexts behind it in the queue go on meanwhile. The wait is bounded,
+      // as live jobs may keep calling for longer than a new one should wait.
       if (live_context < 0) live_context = forecast_.live_context_tokens();
       if (live_context > 0 && live_context + req->prompt_len > pool_tokens) continue;
       live_context += req->prompt_len;

@@ -91,6 +91,7 @@ class Engine:
         config.unblock_bonus_tokens = args.unblock_bonus_tokens
         config.aging_tokens_per_step = args.aging_tokens_per_step
         config.future_work_weight = args.future_work_weight
+        config.max_job_hold_s = args.max_job_hold_s
         self.core = _core.Scheduler(config)
         self.max_total_tokens = config.num_device_pages * args.page_size
         c = self.model_config
@@ -105,6 +106,7 @@ class Engine:
         self.free_job_ids: list[int] = []  # ids of forgotten jobs, reused so that ids stay small
         self.tags_seen = {"type": 0, "job": 0, "agent": 0}
         self.next_retire_sweep_s = 0.0
+        self.last_step_ran = False  # whether the latest step() computed anything
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "requests_finished": 0}
         self.profiler = WorkflowProfiler()
         self.feed = PredictionFeed(self.core, self.profiler, self._tag, self.tag_ids, self.args.schedule_policy,
@@ -242,7 +244,11 @@ class Engine:
         self._retire_idle_jobs(now)
         plan = self.core.schedule()
         num = len(plan["req_ids"])
+        self.last_step_ran = num > 0
         if num == 0:
+            # Everything queued is held (pythia admission's working-set gate): close the empty step.
+            empty = np.zeros(0, dtype=np.int32)
+            self.core.update(plan["req_ids"], empty, np.zeros(0, dtype=bool))
             return []
         states = [self.requests[int(c)] for c in plan["req_ids"]]
         extra_rows: dict[int, np.ndarray] = {}

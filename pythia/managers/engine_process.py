@@ -21,6 +21,7 @@ from pythia.managers.io_struct import AbortRequest, ControlReply, ControlRequest
 from pythia.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
+HELD_POLL_MS = 5
 
 
 def die_with_parent() -> None:
@@ -59,11 +60,17 @@ class EngineLoop:
         self.outbox = outbox
 
     def run(self) -> None:
+        held = False
         while True:
+            if held:
+                # Queued work is held back (pythia admission's working-set gate): wait a moment
+                # for a message or for the hold to lapse instead of spinning on empty steps.
+                self.inbox.poll(HELD_POLL_MS)
             # Block only when there is nothing to compute.
             self.receive(block=not self.engine.has_work())
             if self.engine.has_work():
                 outputs = self.engine.step()
+                held = not self.engine.last_step_ran
                 if outputs:
                     self.outbox.send_pyobj(outputs)
 

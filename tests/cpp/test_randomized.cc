@@ -179,6 +179,7 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
     c.schedule_policy = std::vector<const char*>{"fcfs", "lpm", "pfcfs", "plas", "pythia"}[pick(0, 4)];
     c.eviction_policy = std::vector<const char*>{"lru", "pythia", "kvflow", "ttl"}[pick(0, 3)];
     c.admission_policy = pick(0, 1) ? "pythia" : "ratio";
+    c.max_job_hold_s = pick(0, 30);  // steps: the test's clock advances one per step
     c.init_new_token_ratio = pick(0, 10) / 10.0;
     c.min_new_token_ratio = c.init_new_token_ratio * pick(0, 10) / 10.0;
     c.new_token_ratio_decay = 0.01;
@@ -194,6 +195,7 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
       f.dead_after = pick(0, 60);
       f.steps_to_execution = pick(0, 3);
       f.pinned_until = pick(0, 60);
+      f.context_tokens = pick(0, c.num_device_pages * c.page_size);
       sched.forecast().set_job(job, f);
     };
 
@@ -218,9 +220,16 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
         const int64_t id = next_id++;
         try {
           sched.add_request(id, prompt, max_new, 0.0, WorkflowTags{0, static_cast<int32_t>(id % 5), pick(0, 2)},
-                            -1, pick(-1, 12));
+                            -1, pick(-1, 12), /*opens_job=*/pick(0, 3) == 0);
           forecast_job(static_cast<int32_t>(id % 5));
           if (pick(0, 20) == 0) sched.forecast().end_job(static_cast<int32_t>(id % 5));
+          if (pick(0, 30) == 0) {
+            try {
+              sched.forget_job(pick(0, 4));
+            } catch (const std::logic_error&) {
+              // The job has a live request: forgetting must wait, and changed nothing.
+            }
+          }
           reqs[id] = Expected{prompt, max_new};
         } catch (const std::invalid_argument&) {
           ASSERT_GT(sched.cache().pages_for(prompt.size() + max_new), c.num_device_pages);

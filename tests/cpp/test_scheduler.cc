@@ -406,6 +406,25 @@ TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobWhileLiveContextsFillThePool) {
   EXPECT_EQ(sched->forecast().live_context_tokens(), 10);
 }
 
+TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobOnlyUpToMaxJobHold) {
+  SchedulerConfig c = make_config(4, 16, 64);
+  c.admission_policy = "pythia";
+  c.max_job_hold_s = 5.0;
+  init(c);
+  JobForecast in_call;  // a live job whose context fills the pool
+  in_call.next_use = 0.0;
+  in_call.context_tokens = 60;
+  sched->forecast().set_job(2, in_call);
+  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, -1, -1, /*opens_job=*/true);
+  sched->set_time(4.9);
+  step();
+  EXPECT_TRUE(model->last_plan().req_ids.empty());
+  sched->set_time(5.0);
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{1}));
+  run_to_completion();
+}
+
 TEST_F(SchedulerTest, RatioAdmissionIgnoresTheWorkingSetGate) {
   init(make_config(4, 16, 64));
   JobForecast in_call;

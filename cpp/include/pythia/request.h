@@ -37,6 +37,8 @@ struct Request {
   /// The first call of a workflow job: under "pythia" admission it waits
   /// while live jobs' contexts already fill the pool (working-set gate).
   bool opens_job = false;
+  /// Forecast clock when queued (bounds that wait: SchedulerConfig::max_job_hold_s).
+  double queued_at = 0.0;
   RequestState state = RequestState::kWaiting;
 
   /// Positions whose KV is in `pages`.
