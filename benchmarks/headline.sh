@@ -4,8 +4,8 @@
 # tiny model on the CPU. Every config gets the same KV pool, sized so that live jobs contend for it
 # (WORKLOADS.md: long contexts crowd out short ones); see RESULTS.md for the figures.
 # Then the ablation and the untagged variant.
-#   bash benchmarks/headline.sh [multi-agent-dag|peer|coding-agent|ablation|untagged|sweep-dag|sweep-peer ...]
-#   (default: the first five)
+#   bash benchmarks/headline.sh [multi-agent-dag|peer|coding-agent|ablation|untagged|smollm2-dag|sweep-dag|sweep-peer ...]
+#   (default: the first six)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -18,7 +18,7 @@ run() {  # workload, extra args...
     --out "benchmarks/results/headline-$w" --server-args "$POOL" --no-progress "$@"
 }
 workloads=("$@")
-[ ${#workloads[@]} -gt 0 ] || workloads=(multi-agent-dag peer coding-agent ablation untagged)
+[ ${#workloads[@]} -gt 0 ] || workloads=(multi-agent-dag peer coding-agent ablation untagged smollm2-dag)
 for w in "${workloads[@]}"; do
   case $w in
     # Peak rates found with --sweep against sglang (RESULTS.md has the sweep): 2.25 and 11.39 jobs/s.
@@ -36,6 +36,11 @@ for w in "${workloads[@]}"; do
     # No workflow metadata at all: Pythia must not lose to the baselines.
     untagged) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 2.25 --repeats 1 --model tiny \
       --configs $SIX --untagged --out benchmarks/results/untagged-multi-agent-dag --server-args "$POOL" --no-progress ;;
-    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged sweep-dag sweep-peer)" >&2; exit 2 ;;
+    # The real model (SmolLM2-135M, fp32) at the same small (cpu) scale. Not swept (a sweep's unloaded
+    # runs take many minutes): a decode step costs 15-20x the tiny model's here
+    # (benchmarks/bench_step_cost.py), so the tiny model's peak of 2.25 jobs/s scales to about 0.15.
+    smollm2-dag) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 0.15 --num-jobs 10 --repeats 1 \
+      --model default --configs $SIX --out benchmarks/results/smollm2-multi-agent-dag --server-args "$POOL" --no-progress ;;
+    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag sweep-dag sweep-peer)" >&2; exit 2 ;;
   esac
 done

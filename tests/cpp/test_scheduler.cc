@@ -378,6 +378,7 @@ TEST_F(SchedulerTest, EosFromTheCallerFinishesEarly) {
 TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobWhileLiveContextsFillThePool) {
   SchedulerConfig c = make_config(4, 16, 64);  // a pool of 64 tokens
   c.admission_policy = "pythia";
+  c.max_job_hold_s = 60.0;
   init(c);
   sched->set_time(10.0);
   sched->forecast().set_gap_distribution(0, 0, {1.0, 2.0});

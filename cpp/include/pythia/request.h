@@ -34,8 +34,8 @@ struct Request {
   /// P99 predicted output length from the workflow profiler (-1: none), for
   /// the "pythia" admission policy.
   int32_t predicted_output_tokens = -1;
-  /// The first call of a workflow job: under "pythia" admission it waits
-  /// while live jobs' contexts already fill the pool (working-set gate).
+  /// The first call of a workflow job: under "pythia" admission with a
+  /// max_job_hold_s it waits while live jobs' contexts fill the pool.
   bool opens_job = false;
   /// Forecast clock when queued (bounds that wait: SchedulerConfig::max_job_hold_s).
   double queued_at = 0.0;

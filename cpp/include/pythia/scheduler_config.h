@@ -40,8 +40,11 @@ struct SchedulerConfig {
   /// call against the current call's own (certain, immediate) cost.
   double future_work_weight = 0.25;
   /// `pythia` admission: a job's first call waits at most this long (seconds
-  /// on the forecast clock) for live jobs' contexts to leave room in the pool.
-  double max_job_hold_s = 60.0;
+  /// on the forecast clock) for live jobs' contexts to leave room in the pool
+  /// (the working-set gate). 0, the default, turns the gate off: measured on
+  /// the coding agent it held one session for the whole bound and cost more
+  /// than it saved (benchmarks/RESULTS.md).
+  double max_job_hold_s = 0.0;
   /// Admission reserves KV for this fraction of each request's remaining
   /// max_new_tokens (SGLang's new_token_ratio). It decays step by step from
   /// the initial value to the minimum while nothing is preempted and jumps
