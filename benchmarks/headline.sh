@@ -37,9 +37,9 @@ for w in "${workloads[@]}"; do
     untagged) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 2.25 --repeats 1 --model tiny \
       --configs $SIX --untagged --out benchmarks/results/untagged-multi-agent-dag --server-args "$POOL" --no-progress ;;
     # The real model (SmolLM2-135M, fp32) at the same small (cpu) scale. Not swept (a sweep's unloaded
-    # runs take many minutes): a decode step costs 15-20x the tiny model's here
-    # (benchmarks/bench_step_cost.py), so the tiny model's peak of 2.25 jobs/s scales to about 0.15.
-    smollm2-dag) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 0.15 --num-jobs 10 --repeats 1 \
+    # runs take many minutes): a decode step costs about 9x the tiny model's here at batch 1-16
+    # (benchmarks/bench_step_cost.py), so the tiny model's peak of 2.25 jobs/s scales to about 0.25.
+    smollm2-dag) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 0.25 --num-jobs 10 --repeats 1 \
       --model default --configs $SIX --out benchmarks/results/smollm2-multi-agent-dag --server-args "$POOL" --no-progress ;;
     *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag sweep-dag sweep-peer)" >&2; exit 2 ;;
   esac

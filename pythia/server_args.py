@@ -40,7 +40,7 @@ class ServerArgs:
                 "output of the request's agent)."})
     aging_tokens_per_step: float = field(default=1.0, metadata={
         "help": "pythia ordering: predicted work forgiven per scheduler step a request waits (starvation bound)."})
-    future_work_weight: float = field(default=0.25, metadata={
+    future_work_weight: float = field(default=0.0, metadata={
         "help": "pythia ordering: weight of the job's predicted work after this call against the call's own cost "
                 "(uncached prompt plus predicted output)."})
     unblock_bonus_tokens: float = field(default=512.0, metadata={

@@ -74,3 +74,12 @@ def test_a_new_job_waits_while_a_live_context_fills_the_pool_then_runs_after_max
     while engine.has_work():
         engine.step()
     engine.check_integrity()
+
+
+def test_a_rejected_first_call_keeps_no_job_id(engine):
+    tracked = engine.stats()["workflow_jobs_tracked"]
+    too_long = GenerateRequest(rid="too-long", input_ids=[5] * 4000, params=SamplingParams(max_new_tokens=2),
+                               workflow=WorkflowMeta(type="loop", id="rejected-job", agent="worker"))
+    assert engine.add_request(too_long).error
+    assert engine.stats()["workflow_jobs_tracked"] == tracked and "rejected-job" not in engine.tag_ids["job"]
+    engine.check_integrity()

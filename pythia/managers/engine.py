@@ -110,7 +110,8 @@ class Engine:
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "requests_finished": 0}
         self.profiler = WorkflowProfiler()
         self.feed = PredictionFeed(self.core, self.profiler, self._tag, self.tag_ids, self.args.schedule_policy,
-                                   self.args.eviction_policy, self.args.admission_policy)
+                                   self.args.eviction_policy, self.args.admission_policy,
+                                   working_set_gate=self.args.max_job_hold_s > 0)
         self.clock_origin = time.monotonic()
 
     def now(self) -> float:
@@ -169,6 +170,7 @@ class Engine:
 
     def add_request(self, req: GenerateRequest) -> GenerateOutput | None:
         """Queues a request; returns an error output instead when it cannot be served."""
+        wf = req.workflow
         try:
             if req.rid in self.by_rid:
                 raise ValueError(f"request id {req.rid!r} is already in use")
@@ -176,7 +178,6 @@ class Engine:
             state = RequestState(req=req, core_id=self.next_core_id, eos_ids=self.eos_ids)
             state.grammar = self.grammar.matcher(req.params)
             max_cached = max(state.logprob_start - 1, 0) if req.return_logprob else -1
-            wf = req.workflow
             opens_job = self.profiler.opens_job(wf.id)
             self.core.add_request(state.core_id, np.asarray(req.input_ids, dtype=np.int32), req.params.max_new_tokens,
                                   arrival_time=time.time(), workflow_type=self._tag("type", wf.type),
@@ -185,6 +186,8 @@ class Engine:
                                   predicted_output_tokens=self.feed.predicted_output_tokens(wf.type, wf.agent),
                                   opens_job=opens_job)
         except ValueError as e:
+            if wf.id is not None and wf.id not in self.profiler.jobs and wf.id in self.tag_ids["job"]:
+                self.free_job_ids.append(self.tag_ids["job"].pop(wf.id))  # a rejected job's id is not kept
             return GenerateOutput(rid=req.rid, new_token_ids=[], text="", finished=True,
                                   finish_reason={"type": "abort", "message": str(e)}, prompt_tokens=len(req.input_ids),
                                   completion_tokens=0, cached_tokens=0, error=str(e))

@@ -2,7 +2,7 @@
 
 Only what the configured policies read is computed and sent: job work for `pythia` ordering,
 job and agent forecasts for the prediction-driven eviction policies, P99 output lengths and job
-forecasts (live contexts) for `pythia` admission. With `fcfs`/`lpm` + `lru` + `ratio` nothing is sent at all.
+forecasts (live contexts) for `pythia` admission's working-set gate. With `fcfs`/`lpm` + `lru` + `ratio` nothing is sent at all.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from pythia.workflow.profiler import WorkflowProfiler
 class PredictionFeed:
     def __init__(self, core: Any, profiler: WorkflowProfiler, tag: Callable[[str, str | None], int],
                  tag_ids: dict[str, dict[str, int]], schedule_policy: str, eviction_policy: str,
-                 admission_policy: str) -> None:
+                 admission_policy: str, working_set_gate: bool = False) -> None:
         self.core, self.profiler, self.tag, self.tag_ids = core, profiler, tag, tag_ids
         self.job_work = schedule_policy == "pythia"
         self.p99_output = admission_policy == "pythia"
         # Job forecasts feed the prediction-driven eviction policies and pythia admission's
-        # working-set gate; agent forecasts only the eviction policies.
+        # working-set gate (--max-job-hold-s); agent forecasts only the eviction policies.
         self.agent_forecasts = eviction_policy != "lru"
-        self.forecasts = self.agent_forecasts or self.p99_output
+        self.forecasts = self.agent_forecasts or (self.p99_output and working_set_gate)
         self.gap_samples_sent: dict[tuple[str, str], int] = {}  # (type, agent) -> sample count when last sent
 
     def predicted_output_tokens(self, wf_type: str | None, agent: str | None) -> int:

@@ -235,8 +235,15 @@ TEST_F(SchedulerTest, PlasPreemptsTheProgramWithTheMostService) {
   EXPECT_EQ(preempted.front(), 1) << "FCFS would preempt the later arrival (2); PLAS the bigger program";
 }
 
+/// `pythia` ordering that weighs the job's predicted work (off by default).
+SchedulerConfig pythia_by_job_work() {
+  SchedulerConfig c = make_config(4, 64, 64, 1, "pythia");
+  c.future_work_weight = 0.25;
+  return c;
+}
+
 TEST_F(SchedulerTest, PythiaAdmitsTheJobWithLeastPredictedWorkFirst) {
-  init(make_config(4, 64, 64, 1, "pythia"));
+  init(pythia_by_job_work());
   sched->set_job_work(1, 1000);
   sched->set_job_work(2, 10);
   sched->add_request(1, iota_tokens(0, 8), 2, 0.0, WorkflowTags{0, 1, 0});
@@ -264,7 +271,7 @@ TEST_F(SchedulerTest, PythiaCountsACachedContextAsWorkAlreadyDone) {
 
 TEST_F(SchedulerTest, PythiaAgingLetsALongJobInEventually) {
   for (const double aging : {0.0, 8.0}) {
-    SchedulerConfig c = make_config(4, 64, 64, 1, "pythia");
+    SchedulerConfig c = pythia_by_job_work();
     c.aging_tokens_per_step = aging;
     init(c);
     sched->set_job_work(1, 100);

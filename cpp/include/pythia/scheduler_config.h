@@ -37,8 +37,11 @@ struct SchedulerConfig {
   /// counts this many tokens less work.
   double unblock_bonus_tokens = 512.0;
   /// `pythia` ordering: weight of the job's predicted work after the current
-  /// call against the current call's own (certain, immediate) cost.
-  double future_work_weight = 0.25;
+  /// call against the current call's own (certain, immediate) cost. 0 by
+  /// default: measured under memory pressure (coding agent), ranking jobs by
+  /// their predicted work overrode cache locality and cost hit rate and JCT
+  /// (benchmarks/RESULTS.md); without queueing it changed nothing.
+  double future_work_weight = 0.0;
   /// `pythia` admission: a job's first call waits at most this long (seconds
   /// on the forecast clock) for live jobs' contexts to leave room in the pool
   /// (the working-set gate). 0, the default, turns the gate off: measured on
