@@ -23,7 +23,7 @@ for w in "${workloads[@]}"; do
   case $w in
     # Peak rates found with --sweep against sglang (RESULTS.md has the sweep): 2.25 and 11.39 jobs/s.
     multi-agent-dag) run multi-agent-dag --rate 2.25 --repeats 2 ;;
-    peer) run peer --rate 11.39 --repeats 1 ;;
+    peer) run peer --rate 11.39 --repeats 2 ;;  # two: the second runs the configs in reverse order
     sweep-dag) run multi-agent-dag --sweep --rate 1.0 --repeats 2 ;;
     sweep-peer) run peer --sweep --rate 1.0 --repeats 2 ;;
     # A coding-agent run lasts minutes (sessions of tool loops), so no sweep here: at 0.3 sessions/s
