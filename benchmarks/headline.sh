@@ -34,7 +34,7 @@ for w in "${workloads[@]}"; do
       --configs sglang,pythia,pythia-no-sched,pythia-no-evict,pythia-no-admit,pythia-no-unblock \
       --out benchmarks/results/ablation-multi-agent-dag --server-args "$POOL" --no-progress ;;
     # No workflow metadata at all: Pythia must not lose to the baselines.
-    untagged) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 2.25 --repeats 1 --model tiny \
+    untagged) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 2.25 --repeats 2 --model tiny \
       --configs $SIX --untagged --out benchmarks/results/untagged-multi-agent-dag --server-args "$POOL" --no-progress ;;
     # The real model (SmolLM2-135M, fp32) at the same small (cpu) scale. Not swept (a sweep's unloaded
     # runs take many minutes): a decode step costs about 9x the tiny model's here at batch 1-16
