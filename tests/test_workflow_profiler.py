@@ -134,3 +134,20 @@ def test_ended_jobs_lengths_predict_the_rest_of_an_unregistered_job_given_its_ag
         profiler.on_request("loop", "live", "x", 10, 100.0 + i)
     # Longer than every ended job: the automaton's estimate (x ends 5 times in 30 + 8 pending).
     assert profiler.remaining_calls("live") == pytest.approx(profiler.profile("loop").expected_remaining_calls("x"))
+
+
+def test_samples_keep_the_last_window_and_match_numpy():
+    from pythia.workflow.profiler import SAMPLES_KEPT, Samples
+
+    rng = np.random.default_rng(3)
+    samples = Samples()
+    drawn = rng.lognormal(0.0, 1.0, 3 * SAMPLES_KEPT + 7)
+    for v in drawn:
+        samples.add(float(v))
+    window = drawn[-SAMPLES_KEPT:]
+    assert samples.count == len(drawn) and samples.mean() == pytest.approx(window.mean(), rel=1e-12)
+    for q in (0.0, 0.1, 0.5, 0.9, 0.99, 1.0):
+        assert samples.quantile(q) == pytest.approx(np.quantile(window, q), rel=1e-12)
+    x = float(np.median(window))
+    assert samples.mean_excess(x) == pytest.approx(window[window > x].mean() - x, rel=1e-12)
+    assert samples.mean_excess(float(window.max())) is None

@@ -25,6 +25,7 @@ DEAD_GAP_FLOOR_S = 1.0
 MIN_TTL_SAMPLES = 5
 MIN_GAP_DISTRIBUTION_SAMPLES = 5  # fewer: the core uses the fixed "last call + mean gap" prediction
 GAP_DISTRIBUTION_POINTS = 32  # quantiles sent to the core, which conditions them on the wait so far
+_GAP_QUANTILES = (np.arange(GAP_DISTRIBUTION_POINTS) + 0.5) / GAP_DISTRIBUTION_POINTS
 TTL_QUANTILE = 0.9  # Continuum: pin through most tool calls, not through the tail
 EDGE_MIN_PROB = 0.01  # transitions rarer than this do not count as a path
 
@@ -100,11 +101,11 @@ def gap_distribution(profile: TypeProfile, agent: str) -> list[float] | None:
     stats = profile.agents.get(agent)
     if stats is None or len(stats.gap_after_s.values) < MIN_GAP_DISTRIBUTION_SAMPLES:
         return None
-    values = stats.gap_after_s.values
+    values = stats.gap_after_s.sorted()
     if len(values) <= GAP_DISTRIBUTION_POINTS:
-        return [float(v) for v in values]
-    qs = (np.arange(GAP_DISTRIBUTION_POINTS) + 0.5) / GAP_DISTRIBUTION_POINTS
-    return np.quantile(np.fromiter(values, float, len(values)), qs).tolist()
+        return values.tolist()
+    # numpy's linear quantile method, by interpolation between order statistics.
+    return np.interp(_GAP_QUANTILES * (len(values) - 1), np.arange(len(values)), values).tolist()
 
 
 def agent_forecasts(profile: TypeProfile, now: float) -> dict[str, AgentForecast]:

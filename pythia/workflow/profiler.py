@@ -26,34 +26,58 @@ MIN_ENDED_JOBS = 5  # ended jobs needed before their lengths predict a live job'
 
 
 class Samples:
+    """The last SAMPLES_KEPT values of a statistic. Read on every request event, so the mean is a
+    running sum (O(1)) and quantiles read a sorted copy made once per new sample."""
+
     def __init__(self) -> None:
         self.values: deque[float] = deque(maxlen=SAMPLES_KEPT)
         self.count = 0
+        self._sum = 0.0
         self._sorted: np.ndarray | None = None
         self._suffix: np.ndarray | None = None
         self._sorted_count = -1
 
     def add(self, value: float) -> None:
+        if len(self.values) == SAMPLES_KEPT:
+            self._sum -= self.values[0]
         self.values.append(value)
         self.count += 1
+        if self.count % SAMPLES_KEPT == 0:
+            self._sum = math.fsum(self.values)  # no drift from adding and removing
+        else:
+            self._sum += value
 
     def quantile(self, q: float, default: float | None = None) -> float | None:
-        return float(np.quantile(self.values, q)) if self.values else default
+        """Linear interpolation between order statistics (numpy's default method)."""
+        if not self.values:
+            return default
+        values = self.sorted()
+        pos = q * (len(values) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(values) - 1)
+        return float(values[lo] + (values[hi] - values[lo]) * (pos - lo))
 
     def mean(self, default: float | None = None) -> float | None:
-        return float(np.mean(self.values)) if self.values else default
+        return self._sum / len(self.values) if self.values else default
+
+    def sorted(self) -> np.ndarray:
+        """The kept values in ascending order (cached until a value is added)."""
+        if self._sorted_count != self.count:
+            self._sorted = np.sort(np.fromiter(self.values, float, len(self.values)))
+            self._suffix = None
+            self._sorted_count = self.count
+        return self._sorted
 
     def mean_excess(self, x: float) -> float | None:
         """E[V - x | V > x] over the samples: what is left of a quantity already at x
-        (None when no sample exceeds x). Sorts on demand, cached until a sample is added."""
-        if self._sorted is None or self._sorted_count != self.count:
-            self._sorted = np.sort(np.fromiter(self.values, float, len(self.values)))
-            self._suffix = np.cumsum(self._sorted[::-1])[::-1]
-            self._sorted_count = self.count
-        i = int(np.searchsorted(self._sorted, x, side="right"))
-        if i >= len(self._sorted):
+        (None when no sample exceeds x)."""
+        values = self.sorted()
+        if self._suffix is None:
+            self._suffix = np.cumsum(values[::-1])[::-1]
+        i = int(np.searchsorted(values, x, side="right"))
+        if i >= len(values):
             return None
-        return float(self._suffix[i]) / (len(self._sorted) - i) - x
+        return float(self._suffix[i]) / (len(values) - i) - x
 
 
 @dataclass
@@ -316,7 +340,7 @@ class WorkflowProfiler:
         remaining = self.remaining_calls(job_id)
         if not math.isfinite(remaining):
             return None  # no job of the type has ended yet: its length is unknown
-        return remaining * float(np.mean(sizes))
+        return remaining * sum(sizes) / len(sizes)
 
     def p99_output_tokens(self, wf_type: str, agent: str) -> float | None:
         stats = self.types.get(wf_type)
