@@ -10,7 +10,7 @@ from test_workflow_profiler import simulate
 from pythia import _core
 from pythia.managers.prediction_feed import PredictionFeed
 from pythia.workflow.forecast import GAP_DISTRIBUTION_POINTS, NEVER, agent_forecasts, gap_distribution, job_forecast
-from pythia.workflow.profiler import WorkflowProfiler
+from pythia.workflow.profiler import Samples, WorkflowProfiler
 
 
 @pytest.fixture()
@@ -47,9 +47,9 @@ def test_a_waiting_job_carries_its_wait_and_the_gap_distribution_to_condition_on
     f = job_forecast(trained, "live", 1001.0)
     assert (f.idle_since_s, f.gap_agent) == (1001.0, "reviewer")
     assert f.p_continue == pytest.approx(1 - trained.describe("review")["transitions"]["reviewer"]["<end>"])
-    points = gap_distribution(trained.profile("review"), "reviewer")
+    points = gap_distribution(trained.profile("review").agents["reviewer"].gap_after_s)
     assert len(points) == GAP_DISTRIBUTION_POINTS and points == pytest.approx([0.5] * GAP_DISTRIBUTION_POINTS)
-    assert gap_distribution(WorkflowProfiler().profile("review"), "reviewer") is None, "no samples: no distribution"
+    assert gap_distribution(Samples()) is None, "no samples: no distribution"
 
 
 class RecordingCore:

@@ -140,9 +140,10 @@ class Engine:
         ids = self.tag_ids[kind]
         tag = ids.get(value)
         if tag is None:
-            # Ids in use and forgotten ones together are exactly 0 .. n-1.
+            # Ids in use and forgotten (free) ones together are exactly 0 .. n-1: with none free,
+            # the next id is len(ids).
             free = self.free_job_ids if kind == "job" else []
-            tag = ids[value] = free.pop() if free else len(ids) + len(free)
+            tag = ids[value] = free.pop() if free else len(ids)
             self.tags_seen[kind] += 1
         return tag
 
@@ -152,10 +153,16 @@ class Engine:
         if job is None or not job.ended or job.running:
             return
         self.profiler.forget(job_id)
-        tag = self.tag_ids["job"].pop(job_id, None)
+        tag = self._release_job_id(job_id)
         if tag is not None:
             self.core.forget_job(tag)
+
+    def _release_job_id(self, job_id: str) -> int | None:
+        """Drops the job's id from the tag table for reuse; returns it (None: it had none)."""
+        tag = self.tag_ids["job"].pop(job_id, None)
+        if tag is not None:
             self.free_job_ids.append(tag)
+        return tag
 
     def _retire_idle_jobs(self, now: float) -> None:
         """Ends and forgets jobs idle past retire_after_s (clients that never end their jobs). It
@@ -186,8 +193,8 @@ class Engine:
                                   predicted_output_tokens=self.feed.predicted_output_tokens(wf.type, wf.agent),
                                   opens_job=opens_job)
         except ValueError as e:
-            if wf.id is not None and wf.id not in self.profiler.jobs and wf.id in self.tag_ids["job"]:
-                self.free_job_ids.append(self.tag_ids["job"].pop(wf.id))  # a rejected job's id is not kept
+            if wf.id is not None and wf.id not in self.profiler.jobs:
+                self._release_job_id(wf.id)  # a rejected first call keeps no id
             return GenerateOutput(rid=req.rid, new_token_ids=[], text="", finished=True,
                                   finish_reason={"type": "abort", "message": str(e)}, prompt_tokens=len(req.input_ids),
                                   completion_tokens=0, cached_tokens=0, error=str(e))

@@ -72,9 +72,11 @@ class PredictionFeed:
         if type_id < 0 or agent_id < 0:
             return -1
         stats = self.profiler.profile(wf_type).agents.get(agent)
-        count = stats.gap_after_s.count if stats else 0
+        if stats is None:
+            return -1
+        count = stats.gap_after_s.count
         if self.gap_samples_sent.get((wf_type, agent)) != count:
-            points = gap_distribution(self.profiler.profile(wf_type), agent)
+            points = gap_distribution(stats.gap_after_s)
             if points is None:
                 return -1
             self.core.set_gap_distribution(type_id, agent_id, points)

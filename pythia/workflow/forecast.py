@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pythia.workflow.profiler import END, START, TypeProfile, WorkflowProfiler
+from pythia.workflow.profiler import END, START, Samples, TypeProfile, WorkflowProfiler
 
 NEVER = math.inf
 MIN_GAP_SAMPLES = 20  # a P99 from fewer samples is too noisy to declare a job dead on
@@ -74,9 +74,8 @@ def job_forecast(profiler: WorkflowProfiler, job_id: str, now: float) -> JobFore
     else:
         # The expected wait for a call that comes with probability p_continue.
         next_use, steps = now + gap / max(p_continue, 0.05), 1
-    dead_after = NEVER
-    if gaps and len(gaps.values) >= MIN_GAP_SAMPLES:
-        dead_after = now + max(DEAD_GAP_FACTOR * gaps.quantile(0.99), DEAD_GAP_FLOOR_S)
+    dead_gap = _dead_gap_s(gaps)
+    dead_after = NEVER if dead_gap is None else now + dead_gap
     pinned = -NEVER
     if gaps and len(gaps.values) >= MIN_TTL_SAMPLES and p_continue > 0.5:
         pinned = now + gaps.quantile(TTL_QUANTILE)
@@ -90,18 +89,24 @@ def retire_after_s(profile: TypeProfile, agent: str, minimum_s: float) -> float:
     clients that never end their jobs): past the point where its context counts as dead, and at
     least `minimum_s`; a job that comes back later only restarts as a new job."""
     stats = profile.agents.get(agent)
-    gaps = stats.gap_after_s if stats else None
-    dead = DEAD_GAP_FACTOR * gaps.quantile(0.99) if gaps and len(gaps.values) >= MIN_GAP_SAMPLES else 0.0
-    return max(minimum_s, dead)
+    dead_gap = _dead_gap_s(stats.gap_after_s if stats else None)
+    return minimum_s if dead_gap is None else max(minimum_s, dead_gap)
 
 
-def gap_distribution(profile: TypeProfile, agent: str) -> list[float] | None:
-    """Equally likely points of the gap after `agent`'s calls (its quantiles), or None while
-    there are too few samples to say more than the mean."""
-    stats = profile.agents.get(agent)
-    if stats is None or len(stats.gap_after_s.values) < MIN_GAP_DISTRIBUTION_SAMPLES:
+def _dead_gap_s(gaps: Samples | None) -> float | None:
+    """Idle time after which a job's context counts as dead: DEAD_GAP_FACTOR x the P99 gap, at least
+    DEAD_GAP_FLOOR_S; None while too few gaps were seen to say."""
+    if gaps is None or len(gaps.values) < MIN_GAP_SAMPLES:
         return None
-    values = stats.gap_after_s.sorted()
+    return max(DEAD_GAP_FACTOR * gaps.quantile(0.99), DEAD_GAP_FLOOR_S)
+
+
+def gap_distribution(gaps: Samples) -> list[float] | None:
+    """Equally likely points of an agent's gap samples (their quantiles), or None while there are
+    too few samples to say more than the mean."""
+    if len(gaps.values) < MIN_GAP_DISTRIBUTION_SAMPLES:
+        return None
+    values = gaps.sorted()
     if len(values) <= GAP_DISTRIBUTION_POINTS:
         return values.tolist()
     # numpy's linear quantile method, by interpolation between order statistics.
