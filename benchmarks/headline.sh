@@ -4,7 +4,8 @@
 # tiny model on the CPU. Every config gets the same KV pool, sized so that live jobs contend for it
 # (WORKLOADS.md: long contexts crowd out short ones); see RESULTS.md for the figures.
 # Then the ablation and the untagged variant.
-#   bash benchmarks/headline.sh [multi-agent-dag|peer|coding-agent|ablation|untagged|smollm2-dag|sweep-dag|sweep-peer ...]
+#   bash benchmarks/headline.sh [multi-agent-dag|peer|coding-agent|ablation|untagged|smollm2-dag|smollm2-peer|
+#                                smollm2-coding-agent|sweep-dag|sweep-peer ...]
 #   (default: the first six)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,15 @@ for w in "${workloads[@]}"; do
     # (benchmarks/bench_step_cost.py), so the tiny model's peak of 2.25 jobs/s scales to about 0.25.
     smollm2-dag) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 0.25 --num-jobs 10 --repeats 1 \
       --model default --configs $SIX --out benchmarks/results/smollm2-multi-agent-dag --server-args "$POOL" --no-progress ;;
-    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag sweep-dag sweep-peer)" >&2; exit 2 ;;
+    # PEER with SmolLM2 at the tiny model's peak scaled the same way: 11.39 / 9 = 1.27 jobs/s.
+    smollm2-peer) $PY benchmarks/run.py --workload peer --scale cpu --rate 1.27 --num-jobs 40 --repeats 1 \
+      --model default --configs $SIX --out benchmarks/results/smollm2-peer --server-args "$POOL" --no-progress ;;
+    # The coding agent with SmolLM2 at the generator's default 0.15 sessions/s, not 0.45 / 9 = 0.05:
+    # at 0.05 about three sessions are live at once and their contexts fit the pool, so nothing
+    # contends for memory, which is what separates the configs on this workload.
+    smollm2-coding-agent) $PY benchmarks/run.py --workload coding-agent --scale cpu --rate 0.15 --num-jobs 10 \
+      --repeats 1 --model default --configs $SIX --out benchmarks/results/smollm2-coding-agent \
+      --server-args "$POOL" --no-progress ;;
+    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag smollm2-peer smollm2-coding-agent sweep-dag sweep-peer)" >&2; exit 2 ;;
   esac
 done
