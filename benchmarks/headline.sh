@@ -5,7 +5,7 @@
 # (WORKLOADS.md: long contexts crowd out short ones); see RESULTS.md for the figures.
 # Then the ablation and the untagged variant.
 #   bash benchmarks/headline.sh [multi-agent-dag|peer|coding-agent|ablation|untagged|smollm2-dag|smollm2-peer|
-#                                smollm2-coding-agent|sweep-dag|sweep-peer ...]
+#                                smollm2-coding-agent|sweep-dag|sweep-peer|capacity-dag|capacity-peer ...]
 #   (default: the first six)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,13 @@ for w in "${workloads[@]}"; do
     peer) run peer --rate 11.39 --repeats 2 ;;  # two: the second runs the configs in reverse order
     sweep-dag) run multi-agent-dag --sweep --rate 1.0 --repeats 2 ;;
     sweep-peer) run peer --sweep --rate 1.0 --repeats 2 ;;
+    # Throughput as capacity: each config's highest rate whose P95 JCT stays within 3x sglang's unloaded
+    # mean JCT (the service level that defines peak concurrency). 40 jobs, so that a burst at high rates
+    # loads the server long enough to miss it. Starts: the DAG sweep's start, and about half PEER's peak.
+    capacity-dag) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --capacity --rate 1.0 --num-jobs 40 \
+      --model tiny --configs $SIX --out benchmarks/results/capacity-multi-agent-dag --server-args "$POOL" --no-progress ;;
+    capacity-peer) $PY benchmarks/run.py --workload peer --scale cpu --capacity --rate 5.0 --num-jobs 40 \
+      --model tiny --configs $SIX --out benchmarks/results/capacity-peer --server-args "$POOL" --no-progress ;;
     # A coding-agent run lasts minutes (sessions of tool loops), so no sweep here: at 0.3 sessions/s
     # sglang's P95 JCT was 2.4x unloaded, and 0.45 is the sweep's next step.
     coding-agent) run coding-agent --rate 0.45 --num-jobs 10 --repeats 1 ;;
@@ -42,8 +49,9 @@ for w in "${workloads[@]}"; do
     # (benchmarks/bench_step_cost.py), so the tiny model's peak of 2.25 jobs/s scales to about 0.25.
     smollm2-dag) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --rate 0.25 --num-jobs 10 --repeats 1 \
       --model default --configs $SIX --out benchmarks/results/smollm2-multi-agent-dag --server-args "$POOL" --no-progress ;;
-    # PEER with SmolLM2 at the tiny model's peak scaled the same way: 11.39 / 9 = 1.27 jobs/s.
-    smollm2-peer) $PY benchmarks/run.py --workload peer --scale cpu --rate 1.27 --num-jobs 40 --repeats 1 \
+    # PEER with SmolLM2 at the tiny model's peak scaled the same way: 11.39 / 9 = 1.27 jobs/s; two
+    # repeats, the second in reverse order (one repeat had the first config 25% slower than the rest).
+    smollm2-peer) $PY benchmarks/run.py --workload peer --scale cpu --rate 1.27 --num-jobs 40 --repeats 2 \
       --model default --configs $SIX --out benchmarks/results/smollm2-peer --server-args "$POOL" --no-progress ;;
     # The coding agent with SmolLM2 at the generator's default 0.15 sessions/s, not 0.45 / 9 = 0.05:
     # at 0.05 about three sessions are live at once and their contexts fit the pool, so nothing
@@ -51,6 +59,6 @@ for w in "${workloads[@]}"; do
     smollm2-coding-agent) $PY benchmarks/run.py --workload coding-agent --scale cpu --rate 0.15 --num-jobs 10 \
       --repeats 1 --model default --configs $SIX --out benchmarks/results/smollm2-coding-agent \
       --server-args "$POOL" --no-progress ;;
-    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag smollm2-peer smollm2-coding-agent sweep-dag sweep-peer)" >&2; exit 2 ;;
+    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag smollm2-peer smollm2-coding-agent sweep-dag sweep-peer capacity-dag capacity-peer)" >&2; exit 2 ;;
   esac
 done

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tqdm import tqdm  # noqa: E402
 
+from harness.capacity import max_rate  # noqa: E402
 from harness.configs import server_flags  # noqa: E402
 from harness.replay import Replayer  # noqa: E402
 from harness.report import markdown, median_over_repeats, plot, summarize, write_records  # noqa: E402
@@ -111,6 +112,56 @@ def sweep(args: argparse.Namespace, out: Path) -> float:
     return rate
 
 
+def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: str) -> None:
+    """Each config's highest arrival rate with P95 JCT within 3x the first config's unloaded mean JCT
+    (the service level that defines peak concurrency in WORKLOADS.md), and its throughput there."""
+    start = default_rate(args)
+    calls, jobs, _ = run_once(configs[0], make_workload(args, start / 4), args, out, 0, "-unloaded")
+    unloaded = summarize(calls, jobs, {})["jct_mean_s"]
+    objective = 3 * unloaded
+    print(f"capacity: objective P95 JCT <= {objective:.2f}s (3x {configs[0]}'s unloaded {unloaded:.2f}s)", flush=True)
+    found: dict[str, dict] = {}
+    for config in configs:
+        at_rate: dict[float, dict] = {}
+
+        def p95_at(rate: float) -> float:
+            calls, jobs, stats = run_once(config, make_workload(args, rate), args, out, 0, f"-capacity{rate:.3f}")
+            s = at_rate[rate] = summarize(calls, jobs, stats)
+            print(f"capacity: {config} at {rate:.3f} jobs/s -> P95 JCT {s['jct_p95_s']:.2f}s, "
+                  f"{s['throughput_tok_s']:.1f} tok/s, hit {s['hit_rate']:.1%}", flush=True)
+            return s["jct_p95_s"]
+
+        rate, probes = max_rate(p95_at, objective, start)
+        found[config] = {"max_rate": rate, "at_max_rate": at_rate.get(rate),
+                         "probes": [{"rate": p.rate, "p95_s": p.p95_s, "met": p.met} for p in probes]}
+    (out / "capacity.json").write_text(json.dumps({"objective_s": objective, "unloaded_s": unloaded,
+                                                   "configs": found}, indent=2))
+    base = found[configs[0]]["max_rate"]
+    lines = [f"# Capacity: {args.workload} ({args.scale} scale, model {args.model})", "",
+             f"Command: `{command}`", "",
+             f"Objective: P95 JCT at most {objective:.2f} s, 3x `{configs[0]}`'s unloaded mean JCT "
+             f"({unloaded:.2f} s at {start / 4:.3f} jobs/s). Rates probed from {start:.3f} jobs/s by x1.5 steps, "
+             "then two bisections; one run per rate.", "",
+             "| config | max rate (jobs/s) | vs first | out tok/s there | jobs/min there | P95 JCT there (s) "
+             "| hit rate there | rates probed (P95 s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for config, f in found.items():
+        at, rate = f["at_max_rate"], f["max_rate"]
+        probed = ", ".join(f"{p['rate']:.2f} ({p['p95_s']:.1f}{'' if p['met'] else ' miss'})" for p in f["probes"])
+        if rate is None:
+            lines.append(f"| {config} | none met | | | | | | {probed} |")
+            continue
+        ratio = f"{rate / base:.2f}x" if base else ""
+        lines.append(f"| {config} | {rate:.3f} | {ratio} | {at['throughput_tok_s']:.1f} | {at['jobs_per_min']:.1f} | "
+                     f"{at['jct_p95_s']:.2f} | {at['hit_rate']:.3f} | {probed} |")
+    (out / "capacity.md").write_text("\n".join(lines) + "\n")
+    print(f"report: {out / 'capacity.md'}")
+    for config in configs[1:]:
+        rate = found[config]["max_rate"]
+        if base and rate:
+            print(f"RESULT capacity_ratio {config} {rate / base:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", required=True, choices=sorted(GENERATORS))
@@ -124,6 +175,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None, help="job arrivals per second")
     parser.add_argument("--untagged", action="store_true", help="replay without workflow metadata")
     parser.add_argument("--sweep", action="store_true", help="find peak concurrency, then compare there and at half")
+    parser.add_argument("--capacity", action="store_true",
+                        help="each config's highest rate meeting the peak-concurrency service level (throughput)")
     parser.add_argument("--server-args", default="", help="extra flags for every server")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
@@ -139,6 +192,9 @@ def main() -> None:
     for name in ("calls.jsonl", "jobs.jsonl"):
         (out / name).unlink(missing_ok=True)
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.capacity:
+        capacity(args, configs, out, command)
+        return
 
     rates = [args.rate]
     if args.sweep:

@@ -44,8 +44,8 @@ void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt
   std::vector<int32_t> tokens(prompt.data(), prompt.data() + prompt.size());
   py::gil_scoped_release release;
   self.add_request(id, std::move(tokens), max_new_tokens, arrival_time,
-                   WorkflowTags{workflow_type, job, agent}, max_cached_tokens, predicted_output_tokens,
-                   opens_job);
+                   WorkflowTags{workflow_type, job, agent},
+                   RequestHints{max_cached_tokens, predicted_output_tokens, opens_job});
 }
 
 void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, double dead_after,

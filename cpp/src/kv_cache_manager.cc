@@ -21,9 +21,7 @@ void KVCacheManager::attach_prefix(Request& req) {
     throw std::logic_error("attach_prefix: request " + std::to_string(req.id) +
                            " already holds pages");
   }
-  size_t usable = req.tokens.size() - 1;
-  if (req.max_cached_tokens >= 0) usable = std::min(usable, static_cast<size_t>(req.max_cached_tokens));
-  MatchResult match = tree_.match_prefix(req.tokens.data(), usable, req.tags);
+  MatchResult match = tree_.match_prefix(req.tokens.data(), req.cacheable_len(), req.tags);
   tree_.lock(match.last_node);
   req.pages = std::move(match.device_pages);
   req.num_shared_pages = static_cast<int32_t>(req.pages.size());

@@ -13,14 +13,6 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
-/// Leading tokens of the request the prefix cache may serve (all but the
-/// last, which must be computed for its logits; fewer when logprobs need them).
-size_t cacheable_tokens(const Request& req) {
-  size_t usable = req.tokens.size() - 1;
-  if (req.max_cached_tokens >= 0) usable = std::min(usable, static_cast<size_t>(req.max_cached_tokens));
-  return usable;
-}
-
 }  // namespace
 
 void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
@@ -30,7 +22,7 @@ void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
   std::vector<std::pair<int32_t, Request*>> keyed;
   keyed.reserve(waiting.size());
   for (Request* req : waiting) {
-    keyed.emplace_back(tree.peek_prefix_pages(req->tokens.data(), cacheable_tokens(*req)), req);
+    keyed.emplace_back(tree.peek_prefix_pages(req->tokens.data(), req->cacheable_len()), req);
   }
   std::stable_sort(keyed.begin(), keyed.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -56,8 +48,8 @@ void PlasPolicy::order_waiting(std::vector<Request*>& waiting, const SchedulingC
 double PythiaSchedulePolicy::work(const Request& req, const SchedulingContext& ctx,
                                   int64_t cached_tokens) const {
   const int32_t out = req.output_len();
-  const int32_t expected_out = req.predicted_output_tokens >= 0
-                                   ? std::min(req.predicted_output_tokens, req.max_new_tokens)
+  const int32_t expected_out = req.hints.predicted_output_tokens >= 0
+                                   ? std::min(req.hints.predicted_output_tokens, req.max_new_tokens)
                                    : req.max_new_tokens;
   // Reused context counts for the request, not just as prefill saved: under memory pressure, going
   // on with the jobs whose contexts are cached keeps the working set small (lpm's strength), while
@@ -84,7 +76,7 @@ void PythiaSchedulePolicy::order_waiting(std::vector<Request*>& waiting, const S
   for (Request* req : waiting) {
     int64_t cached = 0;
     if (look_up_prefixes) {
-      cached = static_cast<int64_t>(tree.peek_prefix_pages(req->tokens.data(), cacheable_tokens(*req))) *
+      cached = static_cast<int64_t>(tree.peek_prefix_pages(req->tokens.data(), req->cacheable_len())) *
                tree.page_size();
     }
     const double bonus = ctx.unblocks_downstream(*req) ? unblock_bonus_ : 0.0;
@@ -124,14 +116,15 @@ constexpr double kBand = 1e15;
 double PythiaEviction::priority(const RadixNode& node) const {
   const double now = forecast_.now();
   const WorkflowTags& t = node.tags;
+  const JobForecast* job = t.job >= 0 ? forecast_.job(t.job) : nullptr;
+  // Dead context (an ended or forgotten job, or one idle past its dead time) goes first.
+  if (t.job == WorkflowTags::kEndedJob || (job != nullptr && forecast_.is_dead(*job))) {
+    return -2.0 * kBand + node.last_access_time;
+  }
   double next_use = 2.0 * now - node.last_access_time;
-  if (t.job == WorkflowTags::kEndedJob) return -2.0 * kBand + node.last_access_time;
-  if (t.job >= 0) {
-    if (const JobForecast* job = forecast_.job(t.job)) {
-      if (forecast_.is_dead(*job)) return -2.0 * kBand + node.last_access_time;
-      next_use = forecast_.next_use(*job);
-    }
-  } else if (t.type >= 0) {
+  if (job != nullptr) {
+    next_use = forecast_.next_use(*job);
+  } else if (t.job < 0 && t.type >= 0) {
     if (const AgentForecast* agent = forecast_.agent(t.type, t.agent)) next_use = agent->next_use;
   }
   // Never used again: evicted before anything with a finite prediction.

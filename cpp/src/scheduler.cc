@@ -50,8 +50,7 @@ Scheduler::Scheduler(const SchedulerConfig& config)
 
 void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
                             double arrival_time, const WorkflowTags& tags,
-                            int32_t max_cached_tokens, int32_t predicted_output_tokens,
-                            bool opens_job) {
+                            const RequestHints& hints) {
   const std::string who = "request " + std::to_string(id);
   if (requests_.count(id)) throw std::invalid_argument(who + ": id is already in use");
   if (prompt.empty()) throw std::invalid_argument(who + ": empty prompt");
@@ -74,9 +73,8 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max
   req->arrival_step = step_;
   req->tags = tags;
   if (tags.job >= 0) job_first_seq_.emplace(tags.job, req->arrival_seq);
-  req->max_cached_tokens = max_cached_tokens;
-  req->predicted_output_tokens = predicted_output_tokens;
-  req->opens_job = opens_job && tags.job >= 0;
+  req->hints = hints;
+  req->hints.opens_job = hints.opens_job && tags.job >= 0;
   req->queued_at = forecast_.now();
   waiting_.push_back(req.get());
   requests_.emplace(id, std::move(req));
@@ -85,9 +83,9 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max
 int32_t Scheduler::reserve_tokens(const Request& req) const {
   const int32_t remaining = std::max(0, std::min(req.max_new_tokens - req.output_len(),
                                                 config_.reserve_clip_tokens));
-  if (reserve_by_prediction_ && req.predicted_output_tokens >= 0) {
+  if (reserve_by_prediction_ && req.hints.predicted_output_tokens >= 0) {
     // Past its P99 the request grows page by page, like any other.
-    return std::clamp(req.predicted_output_tokens - req.output_len(), 0, remaining);
+    return std::clamp(req.hints.predicted_output_tokens - req.output_len(), 0, remaining);
   }
   return static_cast<int32_t>(std::ceil(remaining * new_token_ratio_));
 }
@@ -159,7 +157,7 @@ void Scheduler::admit_waiting(int32_t& budget) {
   const int64_t pool_tokens = static_cast<int64_t>(config_.num_device_pages) * config_.page_size;
   for (Request* req : order) {
     if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
-    if (reserve_by_prediction_ && req->opens_job &&
+    if (reserve_by_prediction_ && req->hints.opens_job &&
         forecast_.now() - req->queued_at < config_.max_job_hold_s) {
       // Working-set gate: a new job waits while the contexts of live jobs (running, or
       // expected back from a tool call) already fill the pool. Admitting it would evict

@@ -220,7 +220,7 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
         const int64_t id = next_id++;
         try {
           sched.add_request(id, prompt, max_new, 0.0, WorkflowTags{0, static_cast<int32_t>(id % 5), pick(0, 2)},
-                            -1, pick(-1, 12), /*opens_job=*/pick(0, 3) == 0);
+                            RequestHints{-1, pick(-1, 12), /*opens_job=*/pick(0, 3) == 0});
           forecast_job(static_cast<int32_t>(id % 5));
           if (pick(0, 20) == 0) sched.forecast().end_job(static_cast<int32_t>(id % 5));
           if (pick(0, 30) == 0) {

@@ -128,7 +128,8 @@ TEST_F(SchedulerTest, CacheLimitKeepsPositionsThatNeedLogitsComputed) {
   const auto system = iota_tokens(0, 16);
   sched->add_request(1, system, 2, 0.0, {});
   run_to_completion();
-  sched->add_request(2, concat(system, iota_tokens(500, 4)), 2, 0.0, {}, /*max_cached_tokens=*/6);
+  sched->add_request(2, concat(system, iota_tokens(500, 4)), 2, 0.0, {},
+                     RequestHints{/*max_cached_tokens=*/6});
   step();
   EXPECT_EQ(model->last_plan().cached_tokens[0], 4) << "6 tokens rounded down to whole pages";
   EXPECT_EQ(model->last_plan().start_pos[0], 4);
@@ -324,7 +325,8 @@ TEST_F(SchedulerTest, PythiaAdmissionReservesThePredictedOutputNotTheRatio) {
     c.admission_policy = admission;
     init(c);
     for (int64_t id = 1; id <= 3; ++id) {
-      sched->add_request(id, iota_tokens(100 * static_cast<int32_t>(id), 8), 32, 0.0, {}, -1, 4);
+      sched->add_request(id, iota_tokens(100 * static_cast<int32_t>(id), 8), 32, 0.0, {},
+                         RequestHints{-1, /*predicted_output_tokens=*/4});
     }
     step();
     // ratio: 2 + 8 pages reserved per request, only one fits; pythia: 2 + 1 each, all three do.
@@ -399,7 +401,7 @@ TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobWhileLiveContextsFillThePool) {
   in_call.context_tokens = 10;
   sched->forecast().set_job(2, in_call);
   EXPECT_EQ(sched->forecast().live_context_tokens(), 50);
-  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, -1, -1, /*opens_job=*/true);
+  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, RequestHints{-1, -1, /*opens_job=*/true});
   sched->add_request(2, iota_tokens(100, 8), 2, 0.0, {0, 1, 0});
   step();
   // 50 live + 20 > 64: the new job waits; job 1's call behind it runs.
@@ -423,7 +425,7 @@ TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobOnlyUpToMaxJobHold) {
   in_call.next_use = 0.0;
   in_call.context_tokens = 60;
   sched->forecast().set_job(2, in_call);
-  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, -1, -1, /*opens_job=*/true);
+  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, RequestHints{-1, -1, /*opens_job=*/true});
   sched->set_time(4.9);
   step();
   EXPECT_TRUE(model->last_plan().req_ids.empty());
@@ -439,7 +441,7 @@ TEST_F(SchedulerTest, RatioAdmissionIgnoresTheWorkingSetGate) {
   in_call.next_use = 0.0;
   in_call.context_tokens = 60;
   sched->forecast().set_job(2, in_call);
-  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, -1, -1, /*opens_job=*/true);
+  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, RequestHints{-1, -1, /*opens_job=*/true});
   step();
   EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{1}));
   run_to_completion();

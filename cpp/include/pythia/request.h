@@ -1,6 +1,7 @@
 // A generation request as the scheduler core tracks it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -10,6 +11,20 @@
 namespace pythia {
 
 enum class RequestState : uint8_t { kWaiting, kRunning };
+
+/// \brief What the caller knows of a request beyond its tokens and tags.
+struct RequestHints {
+  /// At most this many leading tokens may come from the prefix cache (-1: no
+  /// limit). Input logprobs need the logits of every scored position, so a
+  /// request asking for them must compute those positions itself.
+  int32_t max_cached_tokens = -1;
+  /// P99 predicted output length from the workflow profiler (-1: none), for
+  /// the "pythia" admission policy.
+  int32_t predicted_output_tokens = -1;
+  /// The first call of a workflow job: under "pythia" admission with a
+  /// max_job_hold_s it waits while live jobs' contexts fill the pool.
+  bool opens_job = false;
+};
 
 /// \brief One request: its tokens, progress and the KV pages it holds.
 ///
@@ -27,16 +42,7 @@ struct Request {
   /// Order of arrival at the core; FCFS order and preemption order use it.
   uint64_t arrival_seq = 0;
   WorkflowTags tags;
-  /// At most this many leading tokens may come from the prefix cache (-1: no
-  /// limit). Input logprobs need the logits of every scored position, so a
-  /// request asking for them must compute those positions itself.
-  int32_t max_cached_tokens = -1;
-  /// P99 predicted output length from the workflow profiler (-1: none), for
-  /// the "pythia" admission policy.
-  int32_t predicted_output_tokens = -1;
-  /// The first call of a workflow job: under "pythia" admission with a
-  /// max_job_hold_s it waits while live jobs' contexts fill the pool.
-  bool opens_job = false;
+  RequestHints hints;
   /// Forecast clock when queued (bounds that wait: SchedulerConfig::max_job_hold_s).
   double queued_at = 0.0;
   RequestState state = RequestState::kWaiting;
@@ -61,6 +67,13 @@ struct Request {
 
   int32_t seq_len() const { return static_cast<int32_t>(tokens.size()); }
   int32_t output_len() const { return seq_len() - prompt_len; }
+  /// Leading tokens the prefix cache may serve: all but the last, which must
+  /// be computed for its logits, and at most hints.max_cached_tokens.
+  size_t cacheable_len() const {
+    const size_t all_but_last = tokens.size() - 1;
+    if (hints.max_cached_tokens < 0) return all_but_last;
+    return std::min(all_but_last, static_cast<size_t>(hints.max_cached_tokens));
+  }
 };
 
 }  // namespace pythia

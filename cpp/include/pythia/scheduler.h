@@ -46,13 +46,10 @@ class Scheduler : private SchedulingContext {
 
   /// \brief Queues a request. Throws std::invalid_argument for a duplicate id,
   /// an empty prompt, a negative max_new_tokens, or a request whose prompt
-  /// plus max_new_tokens could never fit in the device pool.
-  /// `predicted_output_tokens` (P99, -1: unknown) sizes the "pythia"
-  /// admission reservation; `opens_job` marks a job's first call, which
-  /// "pythia" admission holds while live jobs' contexts fill the pool.
+  /// plus max_new_tokens could never fit in the device pool. `opens_job` in
+  /// the hints counts only for a request tagged with a job.
   void add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
-                   double arrival_time, const WorkflowTags& tags, int32_t max_cached_tokens = -1,
-                   int32_t predicted_output_tokens = -1, bool opens_job = false);
+                   double arrival_time, const WorkflowTags& tags, const RequestHints& hints = {});
 
   /// \brief Decides the next step. Throws std::logic_error if the previous
   /// plan has not been answered by update().
