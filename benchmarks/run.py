@@ -131,9 +131,9 @@ def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: s
                   f"{s['throughput_tok_s']:.1f} tok/s, hit {s['hit_rate']:.1%}", flush=True)
             return s["jct_p95_s"]
 
-        rate, probes = max_rate(p95_at, objective, start)
+        rate, probes = max_rate(p95_at, objective, start, max_probes=args.max_probes)
         found[config] = {"max_rate": rate, "at_max_rate": at_rate.get(rate),
-                         "probes": [{"rate": p.rate, "p95_s": p.p95_s, "met": p.met} for p in probes]}
+                         "probes": [{"rate": p.rate, "met": p.met, **at_rate[p.rate]} for p in probes]}
     (out / "capacity.json").write_text(json.dumps({"objective_s": objective, "unloaded_s": unloaded,
                                                    "configs": found}, indent=2))
     base = found[configs[0]]["max_rate"]
@@ -147,7 +147,7 @@ def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: s
              "|---|---|---|---|---|---|---|---|"]
     for config, f in found.items():
         at, rate = f["at_max_rate"], f["max_rate"]
-        probed = ", ".join(f"{p['rate']:.2f} ({p['p95_s']:.1f}{'' if p['met'] else ' miss'})" for p in f["probes"])
+        probed = ", ".join(f"{p['rate']:.2f} ({p['jct_p95_s']:.1f}{'' if p['met'] else ' miss'})" for p in f["probes"])
         if rate is None:
             lines.append(f"| {config} | none met | | | | | | {probed} |")
             continue
@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="find peak concurrency, then compare there and at half")
     parser.add_argument("--capacity", action="store_true",
                         help="each config's highest rate meeting the peak-concurrency service level (throughput)")
+    parser.add_argument("--max-probes", type=int, default=12, help="--capacity: most rates tried per config")
     parser.add_argument("--server-args", default="", help="extra flags for every server")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,24 @@ def test_run_py_end_to_end(tmp_path):
     assert "| mean JCT (s) |" in report and "jct_cdf.png" in report
     for name in ("jct_cdf.png", "throughput.png", "gantt.png", "calls.jsonl", "jobs.jsonl", "workload.jsonl"):
         assert (out / name).stat().st_size > 0, name
+
+
+def test_run_py_capacity_reports_each_configs_probes(tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(BENCH / "run.py"), "--workload", "peer", "--scale", "tiny", "--num-jobs", "2",
+           "--rate", "4", "--configs", "vllm,sglang", "--model", "tiny", "--out", str(out), "--no-progress",
+           "--capacity", "--max-probes", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "capacity.json").read_text())
+    assert result["objective_s"] == pytest.approx(3 * result["unloaded_s"])
+    for config in ("vllm", "sglang"):
+        probes = result["configs"][config]["probes"]
+        assert len(probes) == 2 and probes[0]["rate"] == 4.0
+        assert all(p["met"] == (p["jct_p95_s"] <= result["objective_s"]) for p in probes)
+        met = [p["rate"] for p in probes if p["met"]]
+        assert result["configs"][config]["max_rate"] == (max(met) if met else None)
+    assert "| sglang |" in (out / "capacity.md").read_text()
 
 
 def test_an_unknown_config_is_an_error_naming_the_known_ones(tmp_path):

@@ -22,6 +22,10 @@ CONFIGS: dict[str, dict[str, str]] = {
     "pythia-no-admit": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": RATIO},
     "pythia-no-unblock": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia",
                           "unblock_bonus_tokens": "0"},
+    # Pythia with the working-set gate on (off by default): a new job waits up to 60 s while live jobs'
+    # contexts fill the pool.
+    "pythia-gate": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia",
+                    "max_job_hold_s": "60"},
 }
 KNOWN = {"schedule_policy": _core.schedule_policy_names, "eviction_policy": _core.eviction_policy_names,
          "admission_policy": _core.admission_policy_names}

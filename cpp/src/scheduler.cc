@@ -157,14 +157,14 @@ void Scheduler::admit_waiting(int32_t& budget) {
   const int64_t pool_tokens = static_cast<int64_t>(config_.num_device_pages) * config_.page_size;
   for (Request* req : order) {
     if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
-    if (reserve_by_prediction_ && req->hints.opens_job &&
+    if (reserve_by_prediction_ && req->hints.opens_job && req->num_preemptions == 0 &&
         forecast_.now() - req->queued_at < config_.max_job_hold_s) {
       // Working-set gate: a new job waits while the contexts of live jobs (running, or
       // expected back from a tool call) already fill the pool. Admitting it would evict
       // contexts about to be reused, and every job would re-prefill (thrashing); jobs
       // with cached contexts behind it in the queue go on meanwhile. The wait is bounded,
       // as live jobs may keep calling for longer than a new one should wait.
-      if (live_context < 0) live_context = forecast_.live_context_tokens();
+      if (live_context < 0) live_context = forecast_.live_context_tokens(queued_new_jobs());
       if (live_context > 0 && live_context + req->prompt_len > pool_tokens) continue;
       live_context += req->prompt_len;
     }
@@ -193,6 +193,16 @@ void Scheduler::admit_waiting(int32_t& budget) {
                                   [](Request* r) { return r->state == RequestState::kRunning; }),
                    waiting_.end());
   }
+}
+
+std::unordered_set<int32_t> Scheduler::queued_new_jobs() const {
+  // The profiler counts a job's call as in flight from its arrival, so a held job's forecast says
+  // "in a call": its context is not in the pool yet and must not hold itself or other new jobs.
+  std::unordered_set<int32_t> jobs;
+  for (const Request* req : waiting_) {
+    if (req->hints.opens_job && req->num_preemptions == 0) jobs.insert(req->tags.job);
+  }
+  return jobs;
 }
 
 void Scheduler::add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens) {

@@ -45,11 +45,11 @@ double WorkflowForecast::next_use(const JobForecast& f) const {
   return now_ + rest / std::max(p_return, kMinReturnProbability);
 }
 
-int64_t WorkflowForecast::live_context_tokens() const {
+int64_t WorkflowForecast::live_context_tokens(const std::unordered_set<int32_t>& excluded) const {
   int64_t total = 0;
   for (const auto& kv : jobs_) {
     const JobForecast& f = kv.second;
-    if (is_dead(f)) continue;
+    if (is_dead(f) || excluded.count(kv.first)) continue;
     const bool in_call = f.idle_since == JobForecast::kNever && f.next_use <= now_;
     const bool expected_back = f.idle_since != JobForecast::kNever &&
                                gaps_.count(key(f.gap_type, f.gap_agent)) > 0 &&

@@ -416,6 +416,33 @@ TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobWhileLiveContextsFillThePool) {
   EXPECT_EQ(sched->forecast().live_context_tokens(), 10);
 }
 
+TEST_F(SchedulerTest, PythiaAdmissionDoesNotCountQueuedNewJobsAsLive) {
+  SchedulerConfig c = make_config(4, 16, 64);  // a pool of 64 tokens
+  c.admission_policy = "pythia";
+  c.max_job_hold_s = 60.0;
+  init(c);
+  JobForecast in_call;
+  in_call.next_use = 0.0;
+  in_call.context_tokens = 30;
+  sched->forecast().set_job(2, in_call);  // a live job, 30 tokens
+  // Jobs 3 and 4 open with 20-token prompts; the feed reports each as in a call from its arrival.
+  in_call.context_tokens = 20;
+  sched->forecast().set_job(3, in_call);
+  sched->forecast().set_job(4, in_call);
+  EXPECT_EQ(sched->forecast().live_context_tokens(), 70);
+  EXPECT_EQ(sched->forecast().live_context_tokens({3, 4}), 30);
+  sched->add_request(3, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, RequestHints{-1, -1, /*opens_job=*/true});
+  sched->add_request(4, iota_tokens(100, 20), 2, 0.0, {0, 4, 0}, RequestHints{-1, -1, /*opens_job=*/true});
+  step();
+  // 30 live + 20 fits: job 3 starts (counting itself or job 4 as live would have held it); then
+  // 50 + 20 does not, and job 4 waits.
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{3}));
+  sched->forecast().end_job(2);  // 20 live (job 3) + 20 fits
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{3, 4}));
+  run_to_completion();
+}
+
 TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobOnlyUpToMaxJobHold) {
   SchedulerConfig c = make_config(4, 16, 64);
   c.admission_policy = "pythia";

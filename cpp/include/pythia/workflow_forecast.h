@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "pythia/workflow_tags.h"
@@ -85,8 +86,8 @@ class WorkflowForecast {
   /// or running, and those between calls that are expected back (a gap
   /// distribution predicts a next use, and they are not dead). A waiting
   /// job without a gap distribution is not counted: nothing says it returns.
-  /// O(jobs).
-  int64_t live_context_tokens() const;
+  /// Jobs in `excluded` are left out. O(jobs).
+  int64_t live_context_tokens(const std::unordered_set<int32_t>& excluded = {}) const;
 
   /// nullptr when nothing was reported.
   const JobForecast* job(int32_t job) const {
