@@ -5,7 +5,7 @@
 # (WORKLOADS.md: long contexts crowd out short ones); see RESULTS.md for the figures.
 # Then the ablation and the untagged variant.
 #   bash benchmarks/headline.sh [multi-agent-dag|peer|coding-agent|ablation|untagged|smollm2-dag|smollm2-peer|
-#                                smollm2-coding-agent|sweep-dag|sweep-peer|capacity-dag|capacity-peer ...]
+#                                sweep-dag|sweep-peer|capacity-dag|capacity-peer|gate ...]
 #   (default: the first six)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,12 +53,13 @@ for w in "${workloads[@]}"; do
     # repeats, the second in reverse order (one repeat had the first config 25% slower than the rest).
     smollm2-peer) $PY benchmarks/run.py --workload peer --scale cpu --rate 1.27 --num-jobs 40 --repeats 2 \
       --model default --configs $SIX --out benchmarks/results/smollm2-peer --server-args "$POOL" --no-progress ;;
-    # The coding agent with SmolLM2 at the generator's default 0.15 sessions/s, not 0.45 / 9 = 0.05:
-    # at 0.05 about three sessions are live at once and their contexts fit the pool, so nothing
-    # contends for memory, which is what separates the configs on this workload.
-    smollm2-coding-agent) $PY benchmarks/run.py --workload coding-agent --scale cpu --rate 0.15 --num-jobs 10 \
-      --repeats 1 --model default --configs $SIX --out benchmarks/results/smollm2-coding-agent \
-      --server-args "$POOL" --no-progress ;;
-    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag smollm2-peer smollm2-coding-agent sweep-dag sweep-peer capacity-dag capacity-peer)" >&2; exit 2 ;;
+    # The working-set gate (--max-job-hold-s 60, off in pythia) on the coding agent past its peak:
+    # 20 sessions, so that later ones arrive while the first ones' contexts fill the pool.
+    gate) $PY benchmarks/run.py --workload coding-agent --scale cpu --rate 0.45 --num-jobs 20 --repeats 1 --model tiny \
+      --configs sglang,pythia,pythia-gate --out benchmarks/results/gate-coding-agent --server-args "$POOL" --no-progress
+      $PY benchmarks/run.py --workload coding-agent --scale cpu --rate 0.45 --num-jobs 20 --repeats 1 --model tiny \
+      --configs pythia-gate,pythia,sglang --out benchmarks/results/gate-coding-agent-reversed --server-args "$POOL" \
+      --no-progress ;;
+    *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag smollm2-peer sweep-dag sweep-peer capacity-dag capacity-peer gate)" >&2; exit 2 ;;
   esac
 done

@@ -76,6 +76,22 @@ def test_a_new_job_waits_while_a_live_context_fills_the_pool_then_runs_after_max
     engine.check_integrity()
 
 
+def test_a_new_job_that_fits_beside_the_live_contexts_runs_at_once():
+    engine = tiny_engine(max_total_tokens=256, max_job_hold_s=5.0)
+    for step in range(6):  # job A: expected back after a gap, with a 202-token context
+        call(engine, "A", step, prompt_len=200)
+        if step < 5:
+            time.sleep(0.3)
+    # 202 + 40 fits in 256. The profiler reports B in a call from its arrival; counting that as
+    # live as well (202 + 40 + 40) would hold B for nothing.
+    send(engine, "B", 0, prompt_len=40)
+    engine.step()
+    assert engine.last_step_ran
+    while engine.has_work():
+        engine.step()
+    engine.check_integrity()
+
+
 def test_a_rejected_first_call_keeps_no_job_id(engine):
     tracked = engine.stats()["workflow_jobs_tracked"]
     too_long = GenerateRequest(rid="too-long", input_ids=[5] * 4000, params=SamplingParams(max_new_tokens=2),
