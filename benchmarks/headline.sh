@@ -27,9 +27,10 @@ for w in "${workloads[@]}"; do
     peer) run peer --rate 11.39 --repeats 2 ;;  # two: the second runs the configs in reverse order
     sweep-dag) run multi-agent-dag --sweep --rate 1.0 --repeats 2 ;;
     sweep-peer) run peer --sweep --rate 1.0 --repeats 2 ;;
-    # Throughput as capacity: each config's highest rate whose P95 JCT stays within 3x sglang's unloaded
-    # mean JCT (the service level that defines peak concurrency). 40 jobs, so that a burst at high rates
-    # loads the server long enough to miss it. Starts: the DAG sweep's start, and about half PEER's peak.
+    # Throughput as capacity: each config's highest rate whose P95 JCT stays within 3x sglang's mean JCT
+    # at a quarter of the start rate (its unloaded JCT; the sweep's rule, though PEER's sweep starts
+    # lower). 40 jobs, so that a burst at high rates loads the server long enough to miss it. Starts:
+    # the DAG sweep's start, and about half PEER's peak.
     capacity-dag) $PY benchmarks/run.py --workload multi-agent-dag --scale cpu --capacity --rate 1.0 --num-jobs 40 \
       --model tiny --configs $SIX --out benchmarks/results/capacity-multi-agent-dag --server-args "$POOL" --no-progress ;;
     capacity-peer) $PY benchmarks/run.py --workload peer --scale cpu --capacity --rate 5.0 --num-jobs 40 \

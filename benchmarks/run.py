@@ -132,16 +132,18 @@ def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: s
             return s["jct_p95_s"]
 
         rate, probes = max_rate(p95_at, objective, start, max_probes=args.max_probes)
-        found[config] = {"max_rate": rate, "at_max_rate": at_rate.get(rate),
+        # Unbracketed (no probe missed): the highest rate probed is only a lower bound.
+        found[config] = {"max_rate": rate, "bracketed": any(not p.met for p in probes),
+                         "at_max_rate": at_rate.get(rate),
                          "probes": [{"rate": p.rate, "met": p.met, **at_rate[p.rate]} for p in probes]}
     (out / "capacity.json").write_text(json.dumps({"objective_s": objective, "unloaded_s": unloaded,
                                                    "configs": found}, indent=2))
-    base = found[configs[0]]["max_rate"]
+    base = found[configs[0]]["max_rate"] if found[configs[0]]["bracketed"] else None
     lines = [f"# Capacity: {args.workload} ({args.scale} scale, model {args.model})", "",
              f"Command: `{command}`", "",
              f"Objective: P95 JCT at most {objective:.2f} s, 3x `{configs[0]}`'s unloaded mean JCT "
              f"({unloaded:.2f} s at {start / 4:.3f} jobs/s). Rates probed from {start:.3f} jobs/s by x1.5 steps, "
-             "then two bisections; one run per rate.", "",
+             "then up to two bisections; one run per rate; >= marks a rate that never missed (a lower bound).", "",
              "| config | max rate (jobs/s) | vs first | out tok/s there | jobs/min there | P95 JCT there (s) "
              "| hit rate there | rates probed (P95 s) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -151,14 +153,15 @@ def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: s
         if rate is None:
             lines.append(f"| {config} | none met | | | | | | {probed} |")
             continue
-        ratio = f"{rate / base:.2f}x" if base else ""
-        lines.append(f"| {config} | {rate:.3f} | {ratio} | {at['throughput_tok_s']:.1f} | {at['jobs_per_min']:.1f} | "
+        ratio = f"{rate / base:.2f}x" if base and f["bracketed"] else ""
+        shown = f"{rate:.3f}" if f["bracketed"] else f">= {rate:.3f}"
+        lines.append(f"| {config} | {shown} | {ratio} | {at['throughput_tok_s']:.1f} | {at['jobs_per_min']:.1f} | "
                      f"{at['jct_p95_s']:.2f} | {at['hit_rate']:.3f} | {probed} |")
     (out / "capacity.md").write_text("\n".join(lines) + "\n")
     print(f"report: {out / 'capacity.md'}")
     for config in configs[1:]:
         rate = found[config]["max_rate"]
-        if base and rate:
+        if base and rate and found[config]["bracketed"]:
             print(f"RESULT capacity_ratio {config} {rate / base:.3f}")
 
 
@@ -177,7 +180,7 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="find peak concurrency, then compare there and at half")
     parser.add_argument("--capacity", action="store_true",
                         help="each config's highest rate meeting the peak-concurrency service level (throughput)")
-    parser.add_argument("--max-probes", type=int, default=12, help="--capacity: most rates tried per config")
+    parser.add_argument("--max-probes", type=int, default=12, help="--capacity: most rates tried per config (>= 1)")
     parser.add_argument("--server-args", default="", help="extra flags for every server")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
@@ -194,6 +197,8 @@ def main() -> None:
         (out / name).unlink(missing_ok=True)
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.capacity:
+        if args.max_probes < 1:
+            sys.exit("--max-probes must be at least 1")
         capacity(args, configs, out, command)
         return
 

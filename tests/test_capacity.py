@@ -40,6 +40,6 @@ def test_gives_up_after_max_probes_and_rejects_bad_arguments():
     assert rate is None and len(probes) == 4 and not any(p.met for p in probes)
     rate, probes = max_rate(lambda r: 0.1, objective_s=3.0, start=1.0, growth=2.0, max_probes=3)
     assert rate == 4.0 and all(p.met for p in probes)  # never missed: the highest probe
-    for bad in ({"start": 0.0}, {"growth": 1.0}, {"objective_s": 0.0}):
+    for bad in ({"start": 0.0}, {"growth": 1.0}, {"objective_s": 0.0}, {"max_probes": 0}):
         with pytest.raises(ValueError):
             max_rate(lambda r: 1.0, **{"objective_s": 3.0, "start": 1.0, **bad})

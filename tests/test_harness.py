@@ -93,6 +93,7 @@ def test_run_py_capacity_reports_each_configs_probes(tmp_path):
         assert all(p["met"] == (p["jct_p95_s"] <= result["objective_s"]) for p in probes)
         met = [p["rate"] for p in probes if p["met"]]
         assert result["configs"][config]["max_rate"] == (max(met) if met else None)
+        assert result["configs"][config]["bracketed"] == (not all(p["met"] for p in probes))
     assert "| sglang |" in (out / "capacity.md").read_text()
 
 

@@ -29,8 +29,8 @@ def max_rate(p95_at: Callable[[float], float], objective_s: float, start: float,
     rate meets the objective and one misses it, then halves that bracket `refinements` times.
     Returns None when no probe met the objective within `max_probes`; the probes in order.
     """
-    if start <= 0 or growth <= 1 or objective_s <= 0:
-        raise ValueError("max_rate needs start > 0, growth > 1 and objective_s > 0")
+    if start <= 0 or growth <= 1 or objective_s <= 0 or max_probes < 1:
+        raise ValueError("max_rate needs start > 0, growth > 1, objective_s > 0 and max_probes >= 1")
     probes: list[Probe] = []
     met_rate: float | None = None  # highest rate that met the objective
     missed_rate: float | None = None  # lowest rate that missed it

@@ -202,6 +202,8 @@ std::unordered_set<int32_t> Scheduler::queued_new_jobs() const {
   for (const Request* req : waiting_) {
     if (req->hints.opens_job && req->num_preemptions == 0) jobs.insert(req->tags.job);
   }
+  // A job with a call already running (a sibling sent before the opener ran) is in the pool.
+  for (const Request* req : running_) jobs.erase(req->tags.job);
   return jobs;
 }
 

@@ -443,6 +443,27 @@ TEST_F(SchedulerTest, PythiaAdmissionDoesNotCountQueuedNewJobsAsLive) {
   run_to_completion();
 }
 
+TEST_F(SchedulerTest, PythiaAdmissionDoesNotHoldAPreemptedFirstCall) {
+  // 24 tokens of pool and no output reserve: three openers are admitted, then decoding runs out of
+  // pages and preempts. A preempted first call's job is live; holding it again would stall it.
+  SchedulerConfig c = make_config(2, 12, 64);
+  c.admission_policy = "pythia";
+  c.max_job_hold_s = 60.0;  // the clock never moves: a held request would wait for ever
+  init(c);
+  JobForecast in_call;
+  in_call.next_use = 0.0;
+  in_call.context_tokens = 20;  // the profiler's view of every job: in a call, 20 tokens
+  for (int32_t job = 1; job <= 3; ++job) sched->forecast().set_job(job, in_call);
+  for (int64_t id = 1; id <= 3; ++id) {
+    sched->add_request(id, iota_tokens(100 * static_cast<int32_t>(id), 6), 10, 0.0,
+                       {0, static_cast<int32_t>(id), 0}, RequestHints{-1, /*predicted_output_tokens=*/0, true});
+  }
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_FALSE(run_collecting_preemptions(500).empty());
+  EXPECT_EQ(sched->stats().num_running + sched->stats().num_waiting, 0) << "a preempted opener was held";
+}
+
 TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobOnlyUpToMaxJobHold) {
   SchedulerConfig c = make_config(4, 16, 64);
   c.admission_policy = "pythia";

@@ -116,7 +116,8 @@ class Scheduler : private SchedulingContext {
   uint64_t steps_waited(const Request& req) const override { return step_ - req.arrival_step; }
   void schedule_running(int32_t& budget, bool& preempted);
   void admit_waiting(int32_t& budget);
-  /// Jobs whose first call waits unadmitted (and never ran): not yet live in the pool.
+  /// Jobs whose first call waits unadmitted (and never ran) and that have no call
+  /// running: not yet live in the pool.
   std::unordered_set<int32_t> queued_new_jobs() const;
   void add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens);
   void finish_plan();

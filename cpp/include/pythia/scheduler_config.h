@@ -45,9 +45,9 @@ struct SchedulerConfig {
   /// `pythia` admission: a job's first call waits at most this long (seconds
   /// on the forecast clock) for live jobs' contexts to leave room in the pool
   /// (the working-set gate). 0, the default, turns the gate off: measured on
-  /// the coding agent past its peak (60 s), it raised the hit rate and cut
-  /// P95 JCT by 9-23%, but the waits of held sessions cancelled the gain in
-  /// mean JCT (benchmarks/RESULTS.md).
+  /// the coding agent past its peak with a 60 s bound, it raised the hit rate
+  /// and put P95 JCT 6-19% below `pythia`'s without it, but the waits of held
+  /// sessions cancelled the gain in mean JCT (benchmarks/RESULTS.md).
   double max_job_hold_s = 0.0;
   /// Admission reserves KV for this fraction of each request's remaining
   /// max_new_tokens (SGLang's new_token_ratio). It decays step by step from
