@@ -91,13 +91,18 @@ def default_rate(args: argparse.Namespace) -> float:
     return args.rate or rate or 1.0
 
 
+def unloaded_jct(config: str, args: argparse.Namespace, out: Path, rate: float) -> float:
+    """The config's mean JCT at a light `rate`: the unloaded JCT the service level is a multiple of."""
+    calls, jobs, _ = run_once(config, make_workload(args, rate), args, out, 0, "-unloaded")
+    return summarize(calls, jobs, {})["jct_mean_s"]
+
+
 def sweep(args: argparse.Namespace, out: Path) -> float:
     """Peak concurrency (WORKLOADS.md): the arrival rate where the first config's P95 JCT is
     about 3x its unloaded JCT (its mean JCT at a quarter of the starting rate)."""
     config = args.configs.split(",")[0]
     rate = default_rate(args)
-    calls, jobs, _ = run_once(config, make_workload(args, rate / 4), args, out, 0, "-unloaded")
-    unloaded = summarize(calls, jobs, {})["jct_mean_s"]
+    unloaded = unloaded_jct(config, args, out, rate / 4)
     for _ in range(8):
         calls, jobs, _ = run_once(config, make_workload(args, rate), args, out, 0, f"-sweep{rate:.3f}")
         p95 = summarize(calls, jobs, {})["jct_p95_s"]
@@ -116,8 +121,7 @@ def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: s
     """Each config's highest arrival rate with P95 JCT within 3x the first config's unloaded mean JCT
     (the service level that defines peak concurrency in WORKLOADS.md), and its throughput there."""
     start = default_rate(args)
-    calls, jobs, _ = run_once(configs[0], make_workload(args, start / 4), args, out, 0, "-unloaded")
-    unloaded = summarize(calls, jobs, {})["jct_mean_s"]
+    unloaded = unloaded_jct(configs[0], args, out, start / 4)
     objective = 3 * unloaded
     print(f"capacity: objective P95 JCT <= {objective:.2f}s (3x {configs[0]}'s unloaded {unloaded:.2f}s)", flush=True)
     found: dict[str, dict] = {}

@@ -18,6 +18,20 @@ uint64_t mix64(uint64_t x) {
   return x;
 }
 
+/// Calls `fn` on every node below `root`, parents before children; `Node` is RadixNode or
+/// const RadixNode.
+template <class Node, class Fn>
+void visit_below(Node& root, Fn&& fn) {
+  std::vector<Node*> stack;
+  for (auto& kv : root.children) stack.push_back(kv.second.get());
+  while (!stack.empty()) {
+    Node* node = stack.back();
+    stack.pop_back();
+    fn(*node);
+    for (auto& kv : node->children) stack.push_back(kv.second.get());
+  }
+}
+
 [[noreturn]] void fail(const std::string& what) { throw std::logic_error("radix tree: " + what); }
 
 std::string node_name(const RadixNode* node) { return "node " + std::to_string(node->id); }
@@ -371,30 +385,17 @@ void RadixTree::clear(std::vector<int32_t>& device_out, std::vector<int32_t>& ho
 
 int32_t RadixTree::retag_job(int32_t job, int32_t as_job) {
   int32_t changed = 0;
-  std::vector<RadixNode*> stack;
-  for (auto& kv : root_.children) stack.push_back(kv.second.get());
-  while (!stack.empty()) {
-    RadixNode* node = stack.back();
-    stack.pop_back();
-    if (node->tags.job == job) {
-      node->tags.job = as_job;
-      reprioritize(node);
-      ++changed;
-    }
-    for (auto& kv : node->children) stack.push_back(kv.second.get());
-  }
+  visit_below(root_, [&](RadixNode& node) {
+    if (node.tags.job != job) return;
+    node.tags.job = as_job;
+    reprioritize(&node);
+    ++changed;
+  });
   return changed;
 }
 
 void RadixTree::for_each_node(const std::function<void(const RadixNode&)>& fn) const {
-  std::vector<const RadixNode*> stack;
-  for (const auto& kv : root_.children) stack.push_back(kv.second.get());
-  while (!stack.empty()) {
-    const RadixNode* node = stack.back();
-    stack.pop_back();
-    fn(*node);
-    for (const auto& kv : node->children) stack.push_back(kv.second.get());
-  }
+  visit_below(root_, fn);
 }
 
 void RadixTree::check_integrity(

@@ -9,6 +9,10 @@
 namespace pythia {
 namespace {
 
+/// A workflow job's first call that has never run (a preempted one already has its job live):
+/// what pythia admission's working-set gate may hold.
+bool unstarted_opener(const Request& req) { return req.hints.opens_job && req.num_preemptions == 0; }
+
 void check_config(const SchedulerConfig& c) {
   auto require = [](bool ok, const char* what) {
     if (!ok) throw std::invalid_argument(std::string("SchedulerConfig: ") + what);
@@ -157,7 +161,7 @@ void Scheduler::admit_waiting(int32_t& budget) {
   const int64_t pool_tokens = static_cast<int64_t>(config_.num_device_pages) * config_.page_size;
   for (Request* req : order) {
     if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
-    if (reserve_by_prediction_ && req->hints.opens_job && req->num_preemptions == 0 &&
+    if (reserve_by_prediction_ && unstarted_opener(*req) &&
         forecast_.now() - req->queued_at < config_.max_job_hold_s) {
       // Working-set gate: a new job waits while the contexts of live jobs (running, or
       // expected back from a tool call) already fill the pool. Admitting it would evict
@@ -200,7 +204,7 @@ std::unordered_set<int32_t> Scheduler::queued_new_jobs() const {
   // "in a call": its context is not in the pool yet and must not hold itself or other new jobs.
   std::unordered_set<int32_t> jobs;
   for (const Request* req : waiting_) {
-    if (req->hints.opens_job && req->num_preemptions == 0) jobs.insert(req->tags.job);
+    if (unstarted_opener(*req)) jobs.insert(req->tags.job);
   }
   // A job with a call already running (a sibling sent before the opener ran) is in the pool.
   for (const Request* req : running_) jobs.erase(req->tags.job);
