@@ -51,20 +51,20 @@ def bench_step(steps: int) -> float:
     def drive_until(done) -> None:
         while not done():
             plan = sched.schedule()
-            n = len(plan["req_ids"])
-            sched.update(plan["req_ids"], rng.integers(0, VOCAB, n, dtype=np.int32), np.zeros(n, bool))
+            n = len(plan.req_ids)
+            sched.update(plan.req_ids, rng.integers(0, VOCAB, n, dtype=np.int32), np.zeros(n, bool))
 
     # Fill the prefix cache: prefill-only requests of 1,600 tokens (100 pages) each.
     prompt_len = 1600
     for rid in range(cached_pages * page // prompt_len):
         sched.add_request(rid, rng.integers(0, VOCAB, prompt_len, dtype=np.int32), 0)
-    drive_until(lambda: sched.stats()["num_waiting"] + sched.stats()["num_running"] == 0)
-    assert sched.stats()["evictable_pages"] == cached_pages, sched.stats()
+    drive_until(lambda: sched.stats().num_waiting + sched.stats().num_running == 0)
+    assert sched.stats().evictable_pages == cached_pages, sched.stats()
 
     base = 1_000_000
     for i in range(running):
         sched.add_request(base + i, rng.integers(0, VOCAB, 512, dtype=np.int32), 100_000)
-    drive_until(lambda: sched.stats()["num_running"] == running and sched.stats()["num_waiting"] == 0)
+    drive_until(lambda: sched.stats().num_running == running and sched.stats().num_waiting == 0)
     for i in range(waiting):
         sched.add_request(2 * base + i, rng.integers(0, VOCAB, 512, dtype=np.int32), 100_000)
 
@@ -74,7 +74,7 @@ def bench_step(steps: int) -> float:
     for _ in range(steps):
         t0 = time.perf_counter()
         plan = sched.schedule()
-        sched.update(plan["req_ids"], tokens[: len(plan["req_ids"])], finished[: len(plan["req_ids"])])
+        sched.update(plan.req_ids, tokens[: len(plan.req_ids)], finished[: len(plan.req_ids)])
         times.append((time.perf_counter() - t0) * 1e6)
     stats = sched.stats()
     sched.check_integrity()

@@ -22,7 +22,6 @@ def launch(args: ServerArgs) -> None:
     from pythia.managers.engine_process import run_engine_process
     from pythia.managers.frontend import Frontend, ipc_addresses
 
-    args.validate()
     model_path = resolve_model_path(args)  # converts the default model once, before forking
     requests_addr, outputs_addr = ipc_addresses()
     ctx = mp.get_context("spawn")
@@ -51,6 +50,10 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Serve a Llama-family model with SGLang's and OpenAI's HTTP APIs.")
     ServerArgs.add_cli_args(parser)
     args = ServerArgs.from_cli_args(parser.parse_args(argv))
+    try:
+        args.validate()
+    except ValueError as e:  # a bad flag: usage and the message, exit status 2, no traceback
+        parser.error(str(e))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     launch(args)
 

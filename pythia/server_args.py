@@ -24,28 +24,29 @@ class ServerArgs:
     device: str = field(default="auto", metadata={"help": "torch device: auto (cuda if available, else cpu), cpu, cuda."})
     dtype: str = field(default="auto", metadata={
         "help": "Weights and KV dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16."})
-    page_size: int = field(default=16, metadata={"help": "Tokens per KV page."})
-    max_total_tokens: int = field(default=32768, metadata={"help": "KV pool size in tokens."})
-    chunked_prefill_size: int = field(default=512, metadata={
+    page_size: int = field(default=16, metadata={"core": "page_size", "help": "Tokens per KV page."})
+    max_total_tokens: int = field(default=32768, metadata={
+        "help": "KV pool size in tokens (whole pages of --page-size)."})
+    chunked_prefill_size: int = field(default=512, metadata={"core": "max_batch_tokens", 
         "help": "Tokens computed per step (prefill chunks and decodes together)."})
-    max_running_requests: int = field(default=64, metadata={"help": "Most requests running at once."})
+    max_running_requests: int = field(default=64, metadata={"core": "max_running_requests", "help": "Most requests running at once."})
     context_length: int | None = field(default=None, metadata={
         "help": "Longest prompt + output. Default: the model's max_position_embeddings."})
-    schedule_policy: str = field(default="lpm", metadata={
+    schedule_policy: str = field(default="lpm", metadata={"core": "schedule_policy", 
         "help": "Request order: " + ", ".join(_core.schedule_policy_names()) + "."})
-    eviction_policy: str = field(default="lru", metadata={
+    eviction_policy: str = field(default="lru", metadata={"core": "eviction_policy", 
         "help": "Prefix-cache eviction: " + ", ".join(_core.eviction_policy_names()) + "."})
-    admission_policy: str = field(default="ratio", metadata={
+    admission_policy: str = field(default="ratio", metadata={"core": "admission_policy", 
         "help": "Output KV reserved at admission: ratio (SGLang's new_token_ratio) or pythia (P99 predicted "
                 "output of the request's agent)."})
-    aging_tokens_per_step: float = field(default=1.0, metadata={
+    aging_tokens_per_step: float = field(default=1.0, metadata={"core": "aging_tokens_per_step", 
         "help": "pythia ordering: predicted work forgiven per scheduler step a request waits (starvation bound)."})
-    future_work_weight: float = field(default=0.0, metadata={
+    future_work_weight: float = field(default=0.0, metadata={"core": "future_work_weight", 
         "help": "pythia ordering: weight of the job's predicted work after this call against the call's own cost "
                 "(uncached prompt plus predicted output)."})
-    unblock_bonus_tokens: float = field(default=512.0, metadata={
+    unblock_bonus_tokens: float = field(default=512.0, metadata={"core": "unblock_bonus_tokens", 
         "help": "pythia ordering: work forgiven to a request whose completion unblocks its job's next agent."})
-    max_job_hold_s: float = field(default=0.0, metadata={
+    max_job_hold_s: float = field(default=0.0, metadata={"core": "max_job_hold_s", 
         "help": "pythia admission: longest a workflow job's first call waits for room beside the contexts of "
                 "live jobs (the working-set gate); 0, the default, turns the gate off."})
     job_idle_timeout_s: float = field(default=300.0, metadata={
@@ -72,14 +73,42 @@ class ServerArgs:
     def from_cli_args(cls, args: argparse.Namespace) -> ServerArgs:
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
+    def scheduler_config(self) -> _core.SchedulerConfig:
+        """The scheduler core's settings: the one mapping from flags to the core's fields (each
+        field's `core` metadata), validated by the core itself. ValueError names the flag."""
+        config = _core.SchedulerConfig()
+        values = {f.metadata["core"]: (f.name, getattr(self, f.name))
+                  for f in dataclasses.fields(self) if "core" in f.metadata}
+        # The pool is sized in tokens on the command line, in pages in the core.
+        pages = self.max_total_tokens // self.page_size if self.page_size > 0 else 0
+        values["num_device_pages"] = ("max_total_tokens", pages)
+        for name, (flag, value) in values.items():
+            try:
+                setattr(config, name, value)
+            except TypeError:  # out of the core's integer range, or of the wrong type
+                raise ValueError(f"--{flag.replace('_', '-')}: {getattr(self, flag)!r} is out of range") from None
+        try:
+            config.validate()
+        except ValueError as e:
+            raise ValueError(_flag_message(str(e))) from None
+        return config
+
     def validate(self) -> None:
-        for name in ("page_size", "max_total_tokens", "chunked_prefill_size", "max_running_requests", "port"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        """Raises ValueError naming the first bad flag; the server reports it at startup."""
+        if self.port <= 0:
+            raise ValueError("--port must be positive")
         if not self.job_idle_timeout_s > 0:
             raise ValueError("--job-idle-timeout-s must be positive")
-        for name in ("unblock_bonus_tokens", "aging_tokens_per_step", "future_work_weight", "max_job_hold_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
-        if self.max_total_tokens < self.page_size:
-            raise ValueError("--max-total-tokens must hold at least one page")
+        self.scheduler_config()
+
+
+def _flag_message(core_message: str) -> str:
+    """Rewrites a core validation message, which starts with the core's field name, in terms of
+    the flag that sets it."""
+    field_name = core_message.split(":")[0].split(" ")[0]
+    if field_name == "num_device_pages":
+        return "--max-total-tokens must hold at least one page of --page-size tokens"
+    for f in dataclasses.fields(ServerArgs):
+        if f.metadata.get("core") == field_name:
+            return "--" + f.name.replace("_", "-") + core_message[len(field_name):]
+    return core_message

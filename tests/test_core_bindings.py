@@ -36,22 +36,22 @@ def run(sched: _core.Scheduler, prompts: dict[int, list[int]], max_steps: int = 
     outputs: dict[int, list[int]] = {}
     for _ in range(max_steps):
         stats = sched.stats()
-        if stats["num_running"] + stats["num_waiting"] == 0:
+        if stats.num_running + stats.num_waiting == 0:
             return outputs
         plan = sched.schedule()
-        n = len(plan["req_ids"])
-        assert plan["page_table_offsets"].shape == (n + 1,)
-        assert plan["input_ids"].shape == (int(plan["num_tokens"].sum()),)
+        n = len(plan.req_ids)
+        assert plan.page_table_offsets.shape == (n + 1,)
+        assert plan.input_ids.shape == (int(plan.num_tokens.sum()),)
         tokens = np.zeros(n, dtype=np.int32)
-        for i, rid in enumerate(plan["req_ids"]):
+        for i, rid in enumerate(plan.req_ids):
             seq = sched.tokens(int(rid))
-            start, count = plan["start_pos"][i], plan["num_tokens"][i]
-            offset = int(plan["num_tokens"][:i].sum())
-            np.testing.assert_array_equal(plan["input_ids"][offset:offset + count], seq[start:start + count])
-            if plan["samples"][i]:
+            start, count = plan.start_pos[i], plan.num_tokens[i]
+            offset = int(plan.num_tokens[:i].sum())
+            np.testing.assert_array_equal(plan.input_ids[offset:offset + count], seq[start:start + count])
+            if plan.samples[i]:
                 tokens[i] = next_token(seq)
                 outputs[int(rid)] = list(seq[len(prompts[int(rid)]):]) + [int(tokens[i])]
-        sched.update(plan["req_ids"], tokens, np.zeros(n, dtype=bool))
+        sched.update(plan.req_ids, tokens, np.zeros(n, dtype=bool))
         sched.check_integrity()
     raise AssertionError("requests did not finish")
 
@@ -61,13 +61,13 @@ def test_cycle_produces_each_requests_own_tokens_and_reuses_the_shared_prefix():
     system = list(range(20))
     prompts = {i: system + [100 + i, 101 + i] for i in range(5)}
     for rid, prompt in prompts.items():
-        sched.add_request(rid, np.array(prompt, dtype=np.int32), 6, workflow_type=1, job=rid, agent=0)
+        sched.add_request(rid, np.array(prompt, dtype=np.int32), 6, tags=_core.WorkflowTags(type=1, job=rid, agent=0))
     outputs = run(sched, prompts)
     for rid, prompt in prompts.items():
         assert outputs[rid][:6] == reference(prompt, 6)
     stats = sched.stats()
-    assert stats["cached_prompt_tokens"] > 0, "requests after the first share the 20-token system prompt"
-    assert stats["prompt_tokens"] == sum(len(p) for p in prompts.values())
+    assert stats.cached_prompt_tokens > 0, "requests after the first share the 20-token system prompt"
+    assert stats.prompt_tokens == sum(len(p) for p in prompts.values())
     sched.check_integrity()
 
 
@@ -75,15 +75,15 @@ def test_chunked_prefill_plan_arrays():
     sched = make_scheduler(batch_tokens=8)
     sched.add_request(7, list(range(20)), 2)  # a list is accepted as well as an array
     plan = sched.schedule()
-    assert plan["req_ids"].tolist() == [7]
-    assert plan["num_tokens"].tolist() == [8]
-    assert plan["samples"].tolist() == [False]
-    assert plan["page_table"].tolist() == [0, 1]  # pages are allocated chunk by chunk
-    sched.update(plan["req_ids"], np.zeros(1, np.int32), np.zeros(1, bool))
+    assert plan.req_ids.tolist() == [7]
+    assert plan.num_tokens.tolist() == [8]
+    assert plan.samples.tolist() == [False]
+    assert plan.page_table.tolist() == [0, 1]  # pages are allocated chunk by chunk
+    sched.update(plan.req_ids, np.zeros(1, np.int32), np.zeros(1, bool))
     plan = sched.schedule()
-    assert plan["start_pos"].tolist() == [8]
-    assert plan["page_table"].tolist() == [0, 1, 2, 3]
-    sched.update(plan["req_ids"], np.zeros(1, np.int32), np.zeros(1, bool))
+    assert plan.start_pos.tolist() == [8]
+    assert plan.page_table.tolist() == [0, 1, 2, 3]
+    sched.update(plan.req_ids, np.zeros(1, np.int32), np.zeros(1, bool))
     sched.check_integrity()
 
 
@@ -92,16 +92,16 @@ def test_caller_finish_flag_and_abort_free_pages():
     sched.add_request(1, list(range(10)), 100)
     sched.add_request(2, list(range(50, 60)), 100)
     plan = sched.schedule()
-    done = sched.update(plan["req_ids"], np.array([5, 6], np.int32), np.array([True, False]))
+    done = sched.update(plan.req_ids, np.array([5, 6], np.int32), np.array([True, False]))
     assert done.tolist() == [1]
     assert not sched.has_request(1)
     assert sched.abort(2) is True
     assert sched.abort(2) is False
     sched.check_integrity()
     stats = sched.stats()
-    assert stats["free_pages"] + stats["evictable_pages"] == 64
-    assert sched.flush_cache() == stats["evictable_pages"]
-    assert sched.stats()["free_pages"] == 64
+    assert stats.free_pages + stats.evictable_pages == 64
+    assert sched.flush_cache() == stats.evictable_pages
+    assert sched.stats().free_pages == 64
 
 
 def test_bad_input_raises_clear_errors_and_leaves_state_intact():
@@ -121,9 +121,9 @@ def test_bad_input_raises_clear_errors_and_leaves_state_intact():
     with pytest.raises(RuntimeError, match="awaits update"):
         sched.schedule()
     with pytest.raises(ValueError, match="equal lengths"):
-        sched.update(plan["req_ids"], np.zeros(3, np.int32), np.zeros(1, bool))
-    sched.update(plan["req_ids"], np.zeros(1, np.int32), np.zeros(1, bool))
-    assert sched.stats()["num_running"] == 1
+        sched.update(plan.req_ids, np.zeros(3, np.int32), np.zeros(1, bool))
+    sched.update(plan.req_ids, np.zeros(1, np.int32), np.zeros(1, bool))
+    assert sched.stats().num_running == 1
     sched.check_integrity()
 
 

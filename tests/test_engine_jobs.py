@@ -41,17 +41,17 @@ def call(engine: Engine, job: str, step: int, prompt_len: int | None = None) -> 
 def test_ended_and_idle_jobs_are_forgotten_and_their_ids_reused(engine):
     for step in range(3):
         call(engine, "ended-job", step)
-    ended_tag = engine.tag_ids["job"]["ended-job"]
+    ended_tag = engine.tracker.tag_ids["job"]["ended-job"]
     ok, _ = engine.workflow_control("workflow_end_job", {"job": "ended-job"})
     assert ok
-    assert "ended-job" not in engine.profiler.jobs and "ended-job" not in engine.tag_ids["job"]
+    assert "ended-job" not in engine.tracker.profiler.jobs and "ended-job" not in engine.tracker.tag_ids["job"]
     assert engine.stats()["workflow_jobs_tracked"] == 0 and engine.stats()["workflow_jobs_seen"] == 1
     call(engine, "idle-job", 0)
-    assert engine.tag_ids["job"]["idle-job"] == ended_tag, "the forgotten job's id is reused"
+    assert engine.tracker.tag_ids["job"]["idle-job"] == ended_tag, "the forgotten job's id is reused"
     time.sleep(0.4)  # past --job-idle-timeout-s; no gap samples yet, so no later dead time applies
     call(engine, "other-job", 0)  # the next step sweeps idle jobs
-    assert "idle-job" not in engine.profiler.jobs and "idle-job" not in engine.tag_ids["job"]
-    assert engine.profiler.describe("loop")["transition_counts"]["worker"]["<end>"] == 2, "the timeout ended it"
+    assert "idle-job" not in engine.tracker.profiler.jobs and "idle-job" not in engine.tracker.tag_ids["job"]
+    assert engine.tracker.profiler.describe("loop")["transition_counts"]["worker"]["<end>"] == 2, "the timeout ended it"
     # Ending an unknown or already forgotten job is an error, not a crash.
     ok, reply = engine.workflow_control("workflow_end_job", {"job": "ended-job"})
     assert not ok and "unknown" in reply["error"]
@@ -97,5 +97,5 @@ def test_a_rejected_first_call_keeps_no_job_id(engine):
     too_long = GenerateRequest(rid="too-long", input_ids=[5] * 4000, params=SamplingParams(max_new_tokens=2),
                                workflow=WorkflowMeta(type="loop", id="rejected-job", agent="worker"))
     assert engine.add_request(too_long).error
-    assert engine.stats()["workflow_jobs_tracked"] == tracked and "rejected-job" not in engine.tag_ids["job"]
+    assert engine.stats()["workflow_jobs_tracked"] == tracked and "rejected-job" not in engine.tracker.tag_ids["job"]
     engine.check_integrity()

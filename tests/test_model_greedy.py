@@ -28,16 +28,16 @@ def greedy(path, prompts: dict[int, list[int]], max_new: int, page_size: int, ba
     outputs: dict[int, list[int]] = {rid: [] for rid in prompts}
 
     def run() -> None:
-        while sched.stats()["num_running"] + sched.stats()["num_waiting"]:
+        while sched.stats().num_running + sched.stats().num_waiting:
             plan = sched.schedule()
             batch, logit_start = build_forward_batch(plan, page_size, torch.device("cpu"))
             logits = model.forward(batch, pool)
-            tokens = np.zeros(len(plan["req_ids"]), np.int32)
-            for i, rid in enumerate(plan["req_ids"]):
-                if plan["samples"][i]:
+            tokens = np.zeros(len(plan.req_ids), np.int32)
+            for i, rid in enumerate(plan.req_ids):
+                if plan.samples[i]:
                     tokens[i] = int(logits[logit_start[i + 1] - 1].argmax())
                     outputs.setdefault(int(rid), []).append(int(tokens[i]))
-            sched.update(plan["req_ids"], tokens, np.zeros(len(tokens), bool))
+            sched.update(plan.req_ids, tokens, np.zeros(len(tokens), bool))
             sched.check_integrity()
 
     if warm:
@@ -65,7 +65,7 @@ def test_tiny_model_matches_transformers_with_chunking_and_cache(tiny_llama, pag
     shared = rng.integers(0, 300, 40).tolist()
     prompts = {1: shared + [5, 6, 7], 2: rng.integers(0, 300, 9).tolist(), 3: shared + rng.integers(0, 300, 30).tolist()}
     outputs, stats = greedy(tiny_llama, prompts, 10, page_size, batch_tokens, warm=shared + [1])
-    assert stats["cached_prompt_tokens"] > 0, "the warm-up request's prefix should be reused"
+    assert stats.cached_prompt_tokens > 0, "the warm-up request's prefix should be reused"
     hf = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
     for rid, prompt in prompts.items():
         ref = hf.generate(torch.tensor([prompt]), max_new_tokens=10, do_sample=False, min_new_tokens=10)[0, len(prompt):]

@@ -8,9 +8,10 @@ import pytest
 from test_workflow_profiler import simulate
 
 from pythia import _core
-from pythia.managers.prediction_feed import PredictionFeed
+from pythia.workflow.feed import PredictionFeed
 from pythia.workflow.forecast import GAP_DISTRIBUTION_POINTS, NEVER, agent_forecasts, gap_distribution, job_forecast
 from pythia.workflow.profiler import Samples, WorkflowProfiler
+from pythia.workflow.tags import TagTable
 
 
 @pytest.fixture()
@@ -69,22 +70,25 @@ def test_the_feed_sends_a_gap_distribution_once_per_new_sample_and_the_wait_with
     config = _core.SchedulerConfig()
     config.eviction_policy = "pythia"
     core = RecordingCore(_core.Scheduler(config))
-    tag_ids = {"type": {"review": 0}, "job": {}, "agent": {"planner": 0, "coder": 1, "reviewer": 2}}
+    tags = TagTable()
+    for kind, name in [("type", "review"), ("agent", "planner"), ("agent", "coder"), ("agent", "reviewer")]:
+        tags.intern(kind, name)
 
-    def tag(kind, value):
-        return tag_ids[kind].setdefault(value, len(tag_ids[kind]))
-
-    feed = PredictionFeed(core, trained, tag, tag_ids, "lpm", "pythia", "ratio")
+    feed = PredictionFeed(core, trained, tags)
     trained.on_request("review", "live", "planner", 100, 1000.0)
     trained.on_finish("review", "live", "planner", 50, 1001.0, 1.0)
     feed.publish("live", 1001.0)
     feed.publish("live", 1001.2)  # no new gap sample: the distribution is not sent again
     sent = [args for name, args in core.calls if name == "set_gap_distribution"]
     assert len(sent) == 1 and sent[0][:2] == (0, 0) and len(sent[0][2]) == GAP_DISTRIBUTION_POINTS
-    job_args = [args for name, args in core.calls if name == "set_job_forecast"][-1]
-    assert job_args[5:] == (1001.0, 0, 0, 1.0, 150), "waiting since 1001 after the planner (which always hands over), context 100 + 50"
+    job = [args[1] for name, args in core.calls if name == "set_job_forecast"][-1]
+    assert (job.idle_since, job.gap_type, job.gap_agent, job.p_continue, job.context_tokens) == (1001.0, 0, 0, 1.0, 150), \
+        "waiting since 1001 after the planner (which always hands over), context 100 + 50"
+    bad = _core.JobForecast()
+    bad.next_use, bad.dead_after, bad.steps_to_execution, bad.pinned_until = 1.0, NEVER, 1, -NEVER
+    bad.idle_since, bad.gap_type, bad.gap_agent, bad.p_continue = 1.0, 0, 0, 1.5
     with pytest.raises(ValueError, match="p_continue"):
-        core.core.set_job_forecast(0, 1.0, NEVER, 1, -NEVER, 1.0, 0, 0, 1.5)
+        core.core.set_job_forecast(0, bad)
     with pytest.raises(ValueError, match="gap samples"):
         core.core.set_gap_distribution(0, 0, [1.0, math.nan])
     core.core.check_integrity()

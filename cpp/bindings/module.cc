@@ -35,30 +35,102 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("init_new_token_ratio", &SchedulerConfig::init_new_token_ratio, "Initial output reservation ratio.")
       .def_readwrite("min_new_token_ratio", &SchedulerConfig::min_new_token_ratio, "Lowest output reservation ratio.")
       .def_readwrite("new_token_ratio_decay", &SchedulerConfig::new_token_ratio_decay, "Per-step decay of the ratio.")
-      .def_readwrite("reserve_clip_tokens", &SchedulerConfig::reserve_clip_tokens, "Clip on remaining output counted in the reservation.");
+      .def_readwrite("reserve_clip_tokens", &SchedulerConfig::reserve_clip_tokens, "Clip on remaining output counted in the reservation.")
+      .def("validate", &SchedulerConfig::validate,
+           "Raise ValueError naming the first bad setting (the message starts with the field's name).");
+
+  py::class_<WorkflowTags>(m, "WorkflowTags", "Interned workflow ids of a request; -1: not given (workflow_tags.h).")
+      .def(py::init([](int32_t type, int32_t job, int32_t agent) { return WorkflowTags{type, job, agent}; }),
+           py::arg("type") = -1, py::arg("job") = -1, py::arg("agent") = -1)
+      .def_readwrite("type", &WorkflowTags::type, "Workflow kind.")
+      .def_readwrite("job", &WorkflowTags::job, "Running instance (job / session).")
+      .def_readwrite("agent", &WorkflowTags::agent, "Role that is calling.")
+      .def("__repr__", &workflow_tags_repr);
+
+  py::class_<RequestHints>(m, "RequestHints", "What the caller knows about a request beyond its tokens (request.h).")
+      .def(py::init([](int32_t max_cached, int32_t predicted_output, bool opens_job) {
+             return RequestHints{max_cached, predicted_output, opens_job};
+           }),
+           py::arg("max_cached_tokens") = -1, py::arg("predicted_output_tokens") = -1, py::arg("opens_job") = false)
+      .def_readwrite("max_cached_tokens", &RequestHints::max_cached_tokens, "Most leading tokens the cache may serve (-1: no limit).")
+      .def_readwrite("predicted_output_tokens", &RequestHints::predicted_output_tokens, "P99 predicted output length (-1: none).")
+      .def_readwrite("opens_job", &RequestHints::opens_job, "The first call of a workflow job.");
+
+  py::class_<JobForecast>(m, "JobForecast", "Predictions about a job's private context; times on the set_time clock (workflow_forecast.h).")
+      .def(py::init<>())
+      .def_readwrite("next_use", &JobForecast::next_use, "Predicted time of the job's next call.")
+      .def_readwrite("dead_after", &JobForecast::dead_after, "Dead once the clock passes this without a new call.")
+      .def_property("steps_to_execution", &steps_to_python<JobForecast>, &steps_from_python<JobForecast>,
+                    "Agent steps until the job runs again; -1: never.")
+      .def_readwrite("pinned_until", &JobForecast::pinned_until, "Continuum: pages pinned until this time.")
+      .def_readwrite("context_tokens", &JobForecast::context_tokens, "Tokens of the job's context.")
+      .def_readwrite("idle_since", &JobForecast::idle_since, "Waiting between calls since then (inf: not waiting).")
+      .def_readwrite("gap_type", &JobForecast::gap_type, "Workflow type of the gap distribution to condition on (-1: none).")
+      .def_readwrite("gap_agent", &JobForecast::gap_agent, "Agent of that gap distribution (-1: none).")
+      .def_readwrite("p_continue", &JobForecast::p_continue, "Probability that the job calls again, in [0, 1].");
+
+  py::class_<AgentForecast>(m, "AgentForecast", "Predicted next use of a prefix an agent's jobs share.")
+      .def(py::init<>())
+      .def_readwrite("next_use", &AgentForecast::next_use, "Predicted time of the next use.")
+      .def_property("steps_to_execution", &steps_to_python<AgentForecast>, &steps_from_python<AgentForecast>,
+                    "Agent steps until it runs; -1: never.");
+
+  py::class_<ForecastNeeds>(m, "ForecastNeeds", "Which predictions the configured policies read.")
+      .def_readonly("job_work", &ForecastNeeds::job_work, "set_job_work (ordering).")
+      .def_readonly("job_forecasts", &ForecastNeeds::job_forecasts, "set_job_forecast, end_job, set_gap_distribution.")
+      .def_readonly("agent_forecasts", &ForecastNeeds::agent_forecasts, "set_agent_forecast.")
+      .def_readonly("output_p99", &ForecastNeeds::output_p99, "RequestHints.predicted_output_tokens.");
+
+  py::class_<SchedulerStats>(m, "SchedulerStats", "Queue lengths, page counts and counters.")
+      .def_readonly("num_waiting", &SchedulerStats::num_waiting)
+      .def_readonly("num_running", &SchedulerStats::num_running)
+      .def_readonly("free_pages", &SchedulerStats::free_pages)
+      .def_readonly("evictable_pages", &SchedulerStats::evictable_pages)
+      .def_readonly("protected_pages", &SchedulerStats::protected_pages)
+      .def_readonly("cached_host_pages", &SchedulerStats::cached_host_pages)
+      .def_readonly("num_preemptions", &SchedulerStats::num_preemptions)
+      .def_readonly("num_evicted_pages", &SchedulerStats::num_evicted_pages)
+      .def_readonly("prompt_tokens", &SchedulerStats::prompt_tokens, "Prompt tokens of admitted requests.")
+      .def_readonly("cached_prompt_tokens", &SchedulerStats::cached_prompt_tokens, "Of them, served by the cache.")
+      .def_readonly("new_token_ratio", &SchedulerStats::new_token_ratio);
+
+  py::class_<StepPlan, std::shared_ptr<StepPlan>>(
+      m, "StepPlan", "One step's plan; every array is a read-only view of the core's buffer (step_plan.h).")
+      .def_readonly("step", &StepPlan::step, "The scheduler's step counter.")
+      .def("__len__", &StepPlan::size, "Entries (requests) in the batch.")
+      .def_property_readonly("req_ids", step_plan_property(&StepPlan::req_ids), "int64 [n]: decodes first, then prefill chunks.")
+      .def_property_readonly("start_pos", step_plan_property(&StepPlan::start_pos), "int32 [n]: first position computed.")
+      .def_property_readonly("num_tokens", step_plan_property(&StepPlan::num_tokens), "int32 [n]: positions computed.")
+      .def_property_readonly("cached_tokens", step_plan_property(&StepPlan::cached_tokens), "int32 [n]: prefix served by the cache at admission.")
+      .def_property_readonly("samples", &step_plan_samples, "bool [n]: the entry samples a token this step.")
+      .def_property_readonly("input_ids", step_plan_property(&StepPlan::input_ids), "int32 [sum(num_tokens)]: tokens to run.")
+      .def_property_readonly("page_table_offsets", step_plan_property(&StepPlan::page_table_offsets), "int32 [n + 1].")
+      .def_property_readonly("page_table", step_plan_property(&StepPlan::page_table), "int32: entry i's pages are [offsets[i], offsets[i+1]).")
+      .def_property_readonly("preempted_ids", step_plan_property(&StepPlan::preempted_ids), "int64: preempted this step.")
+      .def_property_readonly("preempted_pages", step_plan_property(&StepPlan::preempted_pages), "int32: device pages each gave up.")
+      .def_property_readonly("offload_pages", step_plan_property(&StepPlan::offload_pages, true), "int32 [k, 2]: (device, host) page copies.")
+      .def_property_readonly("load_pages", step_plan_property(&StepPlan::load_pages, true), "int32 [k, 2]: (host, device) page copies.");
 
   py::class_<Scheduler>(m, "Scheduler", "Request table, queues and per-step decisions of one replica.")
       .def(py::init<const SchedulerConfig&>(), py::arg("config"))
       .def("add_request", &scheduler_add_request, py::arg("req_id"), py::arg("prompt"),
-           py::arg("max_new_tokens"), py::arg("arrival_time") = 0.0, py::arg("workflow_type") = -1,
-           py::arg("job") = -1, py::arg("agent") = -1, py::arg("max_cached_tokens") = -1,
-           py::arg("predicted_output_tokens") = -1, py::arg("opens_job") = false,
-           "Queue a request (opens_job: a workflow job's first call); ValueError for a duplicate id, empty prompt, negative max_new_tokens or one that can never fit.")
-      .def("schedule", &scheduler_schedule,
-           "Decide the next step; returns a dict of flat numpy arrays (see step_plan.h).")
+           py::arg("max_new_tokens"), py::arg("arrival_time") = 0.0, py::arg("tags") = WorkflowTags{},
+           py::arg("hints") = RequestHints{},
+           "Queue a request; ValueError for a duplicate id, empty prompt, negative max_new_tokens or one that can never fit.")
+      .def("schedule", &scheduler_schedule, "Decide the next step; returns its StepPlan.")
       .def("update", &scheduler_update, py::arg("req_ids"), py::arg("tokens"), py::arg("finished"),
-           "Report the step's sampled tokens and finish flags; returns the ids finished this step.")
+           py::arg("transfers_done") = py::none(),
+           "Report the step's sampled tokens and finish flags, and the steps whose page transfers landed; "
+           "returns the ids finished this step.")
+      .def("forecast_needs", &Scheduler::forecast_needs, "Which predictions the configured policies read.")
       .def("set_job_work", &Scheduler::set_job_work, py::arg("job"), py::arg("tokens"), py::arg("unblocks") = false,
            "Predicted remaining work (tokens) of a job and whether its calls in flight unblock its next agent, for the pythia policy; negative clears it.")
       .def("set_time", &Scheduler::set_time, py::arg("now"),
            "Advance the clock (seconds) predictions and cache access times are measured on.")
-      .def("set_job_forecast", &scheduler_set_job_forecast, py::arg("job"), py::arg("next_use"),
-           py::arg("dead_after"), py::arg("steps_to_execution"), py::arg("pinned_until"),
-           py::arg("idle_since") = JobForecast::kNever, py::arg("gap_type") = -1, py::arg("gap_agent") = -1,
-           py::arg("p_continue") = 1.0, py::arg("context_tokens") = 0,
-           "Predictions about a job's private context for the eviction policies (times on the set_time clock; "
-           "steps < 0: never). A job waiting between calls since `idle_since` is predicted from the gap "
-           "distribution of (gap_type, gap_agent) given the wait so far, when one was set.")
+      .def("set_job_forecast", [](Scheduler& self, int32_t job, const JobForecast& f) { self.forecast().set_job(job, f); },
+           py::arg("job"), py::arg("forecast"),
+           "Predictions about a job's private context for the eviction policies. A job waiting between calls since "
+           "`idle_since` is predicted from the gap distribution of (gap_type, gap_agent) given the wait so far, when one was set.")
       .def("set_gap_distribution",
            [](Scheduler& self, int32_t workflow_type, int32_t agent, std::vector<double> points) {
              self.forecast().set_gap_distribution(workflow_type, agent, std::move(points));
@@ -70,15 +142,18 @@ PYBIND11_MODULE(_core, m) {
       .def("forget_job", &Scheduler::forget_job, py::arg("job"),
            "Forget an ended job with no live request: its cached pages become dead context and every "
            "per-job record is dropped, so the id may be reused. RuntimeError while a request of it is live.")
-      .def("set_agent_forecast", &scheduler_set_agent_forecast, py::arg("workflow_type"), py::arg("agent"),
-           py::arg("next_use"), py::arg("steps_to_execution"),
+      .def("set_agent_forecast",
+           [](Scheduler& self, int32_t workflow_type, int32_t agent, const AgentForecast& f) {
+             self.forecast().set_agent(workflow_type, agent, f);
+           },
+           py::arg("workflow_type"), py::arg("agent"), py::arg("forecast"),
            "Predicted next use of the prefix an agent's jobs share (agent -1: all agents of the type).")
       .def("abort", &Scheduler::abort, py::arg("req_id"), "Drop a request, freeing its pages; False if unknown.")
       .def("flush_cache", &Scheduler::flush_cache, py::call_guard<py::gil_scoped_release>(),
            "Evict every unlocked cached page; returns how many.")
       .def("tokens", &scheduler_tokens, py::arg("req_id"), "Prompt plus output so far of a live request.")
       .def("has_request", &Scheduler::has_request, py::arg("req_id"), "Whether the request is live.")
-      .def("stats", &scheduler_stats, "Queue lengths, page counts and counters.")
+      .def("stats", &Scheduler::stats, "Queue lengths, page counts and counters.")
       .def("check_integrity", &Scheduler::check_integrity, py::call_guard<py::gil_scoped_release>(),
            "Raise RuntimeError naming the first violated invariant (pages, locks, queues).");
 

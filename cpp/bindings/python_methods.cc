@@ -31,107 +31,58 @@ void require_1d(const py::array& a, const char* name) {
   }
 }
 
-/// Python passes a negative count for "never"; the core uses kNoSteps.
-int32_t steps_or_never(int32_t steps) { return steps < 0 ? JobForecast::kNoSteps : steps; }
-
 }  // namespace
 
 void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
-                           int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
-                           int32_t job, int32_t agent, int32_t max_cached_tokens,
-                           int32_t predicted_output_tokens, bool opens_job) {
+                           int32_t max_new_tokens, double arrival_time, const WorkflowTags& tags,
+                           const RequestHints& hints) {
   require_1d(prompt, "prompt");
   std::vector<int32_t> tokens(prompt.data(), prompt.data() + prompt.size());
   py::gil_scoped_release release;
-  self.add_request(id, std::move(tokens), max_new_tokens, arrival_time,
-                   WorkflowTags{workflow_type, job, agent},
-                   RequestHints{max_cached_tokens, predicted_output_tokens, opens_job});
+  self.add_request(id, std::move(tokens), max_new_tokens, arrival_time, tags, hints);
 }
 
-void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, double dead_after,
-                                int32_t steps_to_execution, double pinned_until, double idle_since,
-                                int32_t gap_type, int32_t gap_agent, double p_continue,
-                                int32_t context_tokens) {
-  if (job < 0) throw std::invalid_argument("set_job_forecast: job ids are >= 0");
-  if (!(p_continue >= 0.0 && p_continue <= 1.0)) {
-    throw std::invalid_argument("set_job_forecast: p_continue must be in [0, 1]");
-  }
-  JobForecast f;
-  f.next_use = next_use;
-  f.dead_after = dead_after;
-  f.steps_to_execution = steps_or_never(steps_to_execution);
-  f.pinned_until = pinned_until;
-  f.idle_since = idle_since;
-  f.gap_type = gap_type;
-  f.gap_agent = gap_agent;
-  f.p_continue = p_continue;
-  if (context_tokens < 0) throw std::invalid_argument("set_job_forecast: context_tokens must be >= 0");
-  f.context_tokens = context_tokens;
-  self.forecast().set_job(job, f);
-}
-
-void scheduler_set_agent_forecast(Scheduler& self, int32_t workflow_type, int32_t agent,
-                                  double next_use, int32_t steps_to_execution) {
-  AgentForecast f;
-  f.next_use = next_use;
-  f.steps_to_execution = steps_or_never(steps_to_execution);
-  self.forecast().set_agent(workflow_type, agent, f);
-}
-
-py::dict scheduler_schedule(Scheduler& self) {
-  const StepPlan* plan;
+std::shared_ptr<StepPlan> scheduler_schedule(Scheduler& self) {
   {
     py::gil_scoped_release release;
-    plan = &self.schedule();
+    self.schedule();
   }
-  py::dict out;
-  out["req_ids"] = to_numpy(plan->req_ids);
-  out["start_pos"] = to_numpy(plan->start_pos);
-  out["num_tokens"] = to_numpy(plan->num_tokens);
-  out["cached_tokens"] = to_numpy(plan->cached_tokens);
-  out["samples"] = to_numpy(plan->samples).attr("astype")("bool");
-  out["input_ids"] = to_numpy(plan->input_ids);
-  out["page_table_offsets"] = to_numpy(plan->page_table_offsets);
-  out["page_table"] = to_numpy(plan->page_table);
-  out["preempted_ids"] = to_numpy(plan->preempted_ids);
-  out["preempted_pages"] = to_numpy(plan->preempted_pages);
-  return out;
+  // Python only reads it (every property is a read-only view); the scheduler
+  // writes a fresh plan next step while this one is still referenced.
+  return std::const_pointer_cast<StepPlan>(self.last_plan());
 }
 
 Int64Array scheduler_update(Scheduler& self, const Int64Array& req_ids, const Int32Array& tokens,
-                            const BoolArray& finished) {
+                            const BoolArray& finished, const std::optional<UInt64Array>& transfers_done) {
   require_1d(req_ids, "req_ids");
   require_1d(tokens, "tokens");
   require_1d(finished, "finished");
   if (tokens.size() != req_ids.size() || finished.size() != req_ids.size()) {
     throw std::invalid_argument("update: req_ids, tokens and finished must have equal lengths");
   }
+  std::vector<uint64_t> steps;
+  if (transfers_done) {
+    require_1d(*transfers_done, "transfers_done");
+    steps.assign(transfers_done->data(), transfers_done->data() + transfers_done->size());
+  }
   std::vector<int64_t> done;
   {
     py::gil_scoped_release release;
     done = self.update(req_ids.data(), tokens.data(), finished.data(),
-                       static_cast<size_t>(req_ids.size()));
+                       static_cast<size_t>(req_ids.size()), steps);
   }
   return to_numpy(std::move(done));
 }
 
 Int32Array scheduler_tokens(const Scheduler& self, int64_t id) { return to_numpy(self.tokens(id)); }
 
-py::dict scheduler_stats(const Scheduler& self) {
-  const SchedulerStats s = self.stats();
-  py::dict out;
-  out["num_waiting"] = s.num_waiting;
-  out["num_running"] = s.num_running;
-  out["free_pages"] = s.free_pages;
-  out["evictable_pages"] = s.evictable_pages;
-  out["protected_pages"] = s.protected_pages;
-  out["cached_host_pages"] = s.cached_host_pages;
-  out["num_preemptions"] = s.num_preemptions;
-  out["num_evicted_pages"] = s.num_evicted_pages;
-  out["prompt_tokens"] = s.prompt_tokens;
-  out["cached_prompt_tokens"] = s.cached_prompt_tokens;
-  out["new_token_ratio"] = s.new_token_ratio;
-  return out;
+std::string workflow_tags_repr(const WorkflowTags& tags) {
+  return "WorkflowTags(type=" + std::to_string(tags.type) + ", job=" + std::to_string(tags.job) +
+         ", agent=" + std::to_string(tags.agent) + ")";
+}
+
+py::array step_plan_samples(py::object plan) {
+  return step_plan_view(plan, plan.cast<const StepPlan&>().samples, py::dtype("bool"));
 }
 
 Int32Array PrefixTree::match_prefix(const Int32Array& tokens) {

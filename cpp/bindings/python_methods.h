@@ -5,6 +5,12 @@
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "pythia/radix_tree.h"
 #include "pythia/scheduler.h"
@@ -16,22 +22,54 @@ using Int32Array = py::array_t<int32_t, py::array::c_style | py::array::forcecas
 using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 using BoolArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
+using UInt64Array = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>;
+
 void scheduler_add_request(Scheduler& self, int64_t id, const Int32Array& prompt,
-                           int32_t max_new_tokens, double arrival_time, int32_t workflow_type,
-                           int32_t job, int32_t agent, int32_t max_cached_tokens,
-                           int32_t predicted_output_tokens, bool opens_job);
-/// Job and agent predictions for the eviction policies; steps < 0 means "never".
-void scheduler_set_job_forecast(Scheduler& self, int32_t job, double next_use, double dead_after,
-                                int32_t steps_to_execution, double pinned_until, double idle_since,
-                                int32_t gap_type, int32_t gap_agent, double p_continue,
-                                int32_t context_tokens);
-void scheduler_set_agent_forecast(Scheduler& self, int32_t workflow_type, int32_t agent,
-                                  double next_use, int32_t steps_to_execution);
-py::dict scheduler_schedule(Scheduler& self);
+                           int32_t max_new_tokens, double arrival_time, const WorkflowTags& tags,
+                           const RequestHints& hints);
+/// The plan schedule() just made, shared with the scheduler: its arrays are
+/// read-only numpy views of the plan's buffers (see step_plan_property).
+std::shared_ptr<StepPlan> scheduler_schedule(Scheduler& self);
 Int64Array scheduler_update(Scheduler& self, const Int64Array& req_ids, const Int32Array& tokens,
-                            const BoolArray& finished);
+                            const BoolArray& finished, const std::optional<UInt64Array>& transfers_done);
 Int32Array scheduler_tokens(const Scheduler& self, int64_t id);
-py::dict scheduler_stats(const Scheduler& self);
+std::string workflow_tags_repr(const WorkflowTags& tags);
+
+/// Step counts cross to Python with -1 for "never"; the core uses kNoSteps.
+template <typename Forecast>
+int32_t steps_to_python(const Forecast& f) {
+  return f.steps_to_execution == JobForecast::kNoSteps ? -1 : f.steps_to_execution;
+}
+template <typename Forecast>
+void steps_from_python(Forecast& f, int32_t steps) {
+  f.steps_to_execution = steps < 0 ? JobForecast::kNoSteps : steps;
+}
+
+/// A read-only numpy view of one of the plan's vectors; `plan` (the Python
+/// object holding the shared StepPlan) is the view's base, so the buffer
+/// lives as long as any view of it. `pairs` shapes it as (n, 2).
+template <typename T>
+py::array step_plan_view(py::handle plan, const std::vector<T>& values, const py::dtype& dtype,
+                         bool pairs = false) {
+  const auto n = static_cast<py::ssize_t>(values.size());
+  const auto item = static_cast<py::ssize_t>(sizeof(T));
+  py::array out = pairs ? py::array(dtype, {n / 2, py::ssize_t{2}}, {2 * item, item}, values.data(), plan)
+                        : py::array(dtype, {n}, {item}, values.data(), plan);
+  py::detail::array_proxy(out.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return out;
+}
+
+/// StepPlan::samples (0/1 bytes) viewed as numpy bools.
+py::array step_plan_samples(py::object plan);
+
+/// A step_plan_view property getter for field `member` of StepPlan.
+template <typename T>
+auto step_plan_property(std::vector<T> StepPlan::*member, bool pairs = false) {
+  return [member, pairs](py::object self) {
+    const StepPlan& plan = self.cast<const StepPlan&>();
+    return step_plan_view(self, plan.*member, py::dtype::of<T>(), pairs);
+  };
+}
 
 /// A radix tree over page ids the caller manages (tests and benchmarks).
 class PrefixTree {

@@ -5,16 +5,6 @@
 #include "pythia/schedule_policy.h"
 
 namespace pythia {
-namespace {
-
-std::string joined(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
-}  // namespace
-
 void LongestPrefixMatchPolicy::order_waiting(std::vector<Request*>& waiting,
                                              const SchedulingContext& ctx) const {
   if (waiting.size() > fallback_queue_len_) return;
@@ -101,8 +91,7 @@ std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
     return std::make_unique<PythiaSchedulePolicy>(fallback, config.aging_tokens_per_step,
                                                   config.unblock_bonus_tokens, config.future_work_weight);
   }
-  throw std::invalid_argument("unknown schedule policy '" + name + "' (known: " +
-                              joined(schedule_policy_names()) + ")");
+  throw std::invalid_argument("unknown schedule policy '" + name + "'");
 }
 
 namespace {
@@ -166,8 +155,7 @@ std::unique_ptr<EvictionPolicy> make_eviction_policy(const std::string& name,
   if (name == "pythia") return std::make_unique<PythiaEviction>(forecast);
   if (name == "kvflow") return std::make_unique<KvflowEviction>(forecast);
   if (name == "ttl") return std::make_unique<TtlEviction>(forecast);
-  throw std::invalid_argument("unknown eviction policy '" + name + "' (known: " +
-                              joined(eviction_policy_names()) + ")");
+  throw std::invalid_argument("unknown eviction policy '" + name + "'");
 }
 
 }  // namespace pythia

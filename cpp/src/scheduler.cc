@@ -13,39 +13,10 @@ namespace {
 /// what pythia admission's working-set gate may hold.
 bool unstarted_opener(const Request& req) { return req.hints.opens_job && req.num_preemptions == 0; }
 
-void check_config(const SchedulerConfig& c) {
-  auto require = [](bool ok, const char* what) {
-    if (!ok) throw std::invalid_argument(std::string("SchedulerConfig: ") + what);
-  };
-  require(c.page_size > 0, "page_size must be positive");
-  require(c.num_device_pages > 0, "num_device_pages must be positive");
-  require(c.num_host_pages >= 0, "num_host_pages must be >= 0");
-  require(c.max_running_requests > 0, "max_running_requests must be positive");
-  require(c.max_batch_tokens > 0, "max_batch_tokens must be positive");
-  require(c.max_job_hold_s >= 0, "max_job_hold_s must be >= 0");
-  require(c.lpm_fallback_queue_len >= 0, "lpm_fallback_queue_len must be >= 0");
-  require(c.min_new_token_ratio >= 0 && c.min_new_token_ratio <= c.init_new_token_ratio,
-          "need 0 <= min_new_token_ratio <= init_new_token_ratio");
-  require(c.new_token_ratio_decay >= 0, "new_token_ratio_decay must be >= 0");
-  require(c.reserve_clip_tokens >= 0, "reserve_clip_tokens must be >= 0");
-  require(c.aging_tokens_per_step >= 0, "aging_tokens_per_step must be >= 0");
-  require(c.unblock_bonus_tokens >= 0, "unblock_bonus_tokens must be >= 0");
-  require(c.future_work_weight >= 0, "future_work_weight must be >= 0");
-  const auto& names = admission_policy_names();
-  if (std::find(names.begin(), names.end(), c.admission_policy) == names.end()) {
-    std::string known;
-    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("SchedulerConfig: unknown admission_policy '" + c.admission_policy +
-                                "' (known: " + known + ")");
-  }
-}
-
 }  // namespace
 
-std::vector<std::string> admission_policy_names() { return {"ratio", "pythia"}; }
-
 Scheduler::Scheduler(const SchedulerConfig& config)
-    : config_((check_config(config), config)),
+    : config_((config.validate(), config)),
       cache_(config.page_size, config.num_device_pages, config.num_host_pages,
              make_eviction_policy(config.eviction_policy, forecast_)),
       policy_(make_schedule_policy(config.schedule_policy, config)),
@@ -101,9 +72,12 @@ int32_t Scheduler::future_pages(const Request& req) const {
 
 const StepPlan& Scheduler::schedule() {
   if (plan_pending_) throw std::logic_error("schedule: the previous plan awaits update()");
-  plan_.clear();
+  // A caller still holding the last plan (Python's zero-copy views) keeps it
+  // intact: this step writes a fresh one. Otherwise the buffers are reused.
+  if (plan_.use_count() > 1) plan_ = std::make_shared<StepPlan>();
+  plan_->clear();
   plan_reqs_.clear();
-  ++step_;
+  plan_->step = ++step_;
   new_token_ratio_ = std::max(config_.min_new_token_ratio,
                               new_token_ratio_ - config_.new_token_ratio_decay);
   int32_t budget = config_.max_batch_tokens;
@@ -113,7 +87,7 @@ const StepPlan& Scheduler::schedule() {
   if (!preempted) admit_waiting(budget);
   finish_plan();
   plan_pending_ = true;
-  return plan_;
+  return *plan_;
 }
 
 void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
@@ -214,11 +188,11 @@ std::unordered_set<int32_t> Scheduler::queued_new_jobs() const {
 void Scheduler::add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens) {
   req.scheduled_step = step_;
   plan_reqs_.push_back(&req);
-  plan_.req_ids.push_back(req.id);
-  plan_.start_pos.push_back(req.num_computed);
-  plan_.num_tokens.push_back(num_tokens);
-  plan_.cached_tokens.push_back(cached_tokens);
-  plan_.samples.push_back(req.num_computed + num_tokens == req.seq_len() ? 1 : 0);
+  plan_->req_ids.push_back(req.id);
+  plan_->start_pos.push_back(req.num_computed);
+  plan_->num_tokens.push_back(num_tokens);
+  plan_->cached_tokens.push_back(cached_tokens);
+  plan_->samples.push_back(req.num_computed + num_tokens == req.seq_len() ? 1 : 0);
 }
 
 void Scheduler::finish_plan() {
@@ -227,16 +201,16 @@ void Scheduler::finish_plan() {
   // pages, but a preemption in the same step can drop an entry).
   for (size_t i = 0; i < plan_reqs_.size(); ++i) {
     const Request& req = *plan_reqs_[i];
-    plan_.page_table.insert(plan_.page_table.end(), req.pages.begin(), req.pages.end());
-    plan_.page_table_offsets.push_back(static_cast<int32_t>(plan_.page_table.size()));
-    const auto first = req.tokens.begin() + plan_.start_pos[i];
-    plan_.input_ids.insert(plan_.input_ids.end(), first, first + plan_.num_tokens[i]);
+    plan_->page_table.insert(plan_->page_table.end(), req.pages.begin(), req.pages.end());
+    plan_->page_table_offsets.push_back(static_cast<int32_t>(plan_->page_table.size()));
+    const auto first = req.tokens.begin() + plan_->start_pos[i];
+    plan_->input_ids.insert(plan_->input_ids.end(), first, first + plan_->num_tokens[i]);
   }
 }
 
 void Scheduler::preempt(Request& victim) {
-  plan_.preempted_ids.push_back(victim.id);
-  plan_.preempted_pages.push_back(static_cast<int32_t>(victim.pages.size()));
+  plan_->preempted_ids.push_back(victim.id);
+  plan_->preempted_pages.push_back(static_cast<int32_t>(victim.pages.size()));
   cache_.release(victim);
   victim.state = RequestState::kWaiting;
   ++victim.num_preemptions;
@@ -251,36 +225,44 @@ void Scheduler::remove_running(Request* req) {
 }
 
 std::vector<int64_t> Scheduler::update(const int64_t* req_ids, const int32_t* tokens,
-                                       const uint8_t* finished, size_t n) {
+                                       const uint8_t* finished, size_t n,
+                                       const std::vector<uint64_t>& transfers_done) {
   if (!plan_pending_) throw std::logic_error("update: no plan is pending");
-  if (n != plan_.size()) {
+  for (uint64_t step : transfers_done) {
+    if (!transfers_in_flight_.count(step)) {
+      throw std::invalid_argument("update: step " + std::to_string(step) +
+                                  " has no page transfers in flight");
+    }
+  }
+  if (n != plan_->size()) {
     throw std::invalid_argument("update: got " + std::to_string(n) + " entries for a plan of " +
-                                std::to_string(plan_.size()));
+                                std::to_string(plan_->size()));
   }
   for (size_t i = 0; i < n; ++i) {
-    if (req_ids[i] != plan_.req_ids[i]) {
+    if (req_ids[i] != plan_->req_ids[i]) {
       throw std::invalid_argument("update: entry " + std::to_string(i) + " is request " +
                                   std::to_string(req_ids[i]) + ", the plan has " +
-                                  std::to_string(plan_.req_ids[i]));
+                                  std::to_string(plan_->req_ids[i]));
     }
   }
   std::vector<int64_t> done;
   for (size_t i = 0; i < n; ++i) {
     Request& req = *plan_reqs_[i];
-    req.num_computed += plan_.num_tokens[i];
-    req.attained_service += plan_.num_tokens[i];
-    if (req.tags.job >= 0) job_service_[req.tags.job] += plan_.num_tokens[i];
-    const bool sampled = plan_.samples[i] != 0;
+    req.num_computed += plan_->num_tokens[i];
+    req.attained_service += plan_->num_tokens[i];
+    if (req.tags.job >= 0) job_service_[req.tags.job] += plan_->num_tokens[i];
+    const bool sampled = plan_->samples[i] != 0;
     if (sampled && req.output_len() < req.max_new_tokens) req.tokens.push_back(tokens[i]);
     if (finished[i] || (sampled && req.output_len() >= req.max_new_tokens)) {
       cache_.release(req);
       remove_running(&req);
       done.push_back(req.id);
       requests_.erase(req.id);
-    } else if (!sampled || plan_.num_tokens[i] > 1) {
+    } else if (!sampled || plan_->num_tokens[i] > 1) {
       cache_.cache_prefix(req);
     }
   }
+  for (uint64_t step : transfers_done) transfers_in_flight_.erase(step);
   plan_pending_ = false;
   for (int64_t id : deferred_aborts_) {
     if (requests_.count(id)) drop(id);
@@ -291,7 +273,7 @@ std::vector<int64_t> Scheduler::update(const int64_t* req_ids, const int32_t* to
 
 bool Scheduler::abort(int64_t id) {
   if (!requests_.count(id)) return false;
-  if (plan_pending_ && std::find(plan_.req_ids.begin(), plan_.req_ids.end(), id) != plan_.req_ids.end()) {
+  if (plan_pending_ && std::find(plan_->req_ids.begin(), plan_->req_ids.end(), id) != plan_->req_ids.end()) {
     deferred_aborts_.push_back(id);
   } else {
     drop(id);
@@ -366,6 +348,17 @@ const std::vector<int32_t>& Scheduler::tokens(int64_t id) const {
   auto it = requests_.find(id);
   if (it == requests_.end()) throw std::out_of_range("unknown request " + std::to_string(id));
   return it->second->tokens;
+}
+
+ForecastNeeds Scheduler::forecast_needs() const {
+  ForecastNeeds needs = policy_->reads();
+  needs |= cache_.eviction_policy().reads();
+  if (reserve_by_prediction_) {
+    needs.output_p99 = true;
+    // The working-set gate weighs live jobs' contexts, which job forecasts carry.
+    if (config_.max_job_hold_s > 0) needs.job_forecasts = true;
+  }
+  return needs;
 }
 
 SchedulerStats Scheduler::stats() const {

@@ -12,6 +12,17 @@ namespace {
 constexpr double kMinReturnProbability = 0.05;
 }  // namespace
 
+void WorkflowForecast::set_job(int32_t job, const JobForecast& forecast) {
+  if (job < 0) throw std::invalid_argument("set_job_forecast: job ids are >= 0");
+  if (!(forecast.p_continue >= 0.0 && forecast.p_continue <= 1.0)) {
+    throw std::invalid_argument("set_job_forecast: p_continue must be in [0, 1]");
+  }
+  if (forecast.context_tokens < 0) {
+    throw std::invalid_argument("set_job_forecast: context_tokens must be >= 0");
+  }
+  jobs_[job] = forecast;
+}
+
 void WorkflowForecast::set_gap_distribution(int32_t type, int32_t agent, std::vector<double> points) {
   if (points.empty()) {
     gaps_.erase(key(type, agent));

@@ -16,17 +16,12 @@ import torch
 
 from pythia import _core
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
-from pythia.managers.prediction_feed import PredictionFeed
 from pythia.managers.request_state import RequestState
-from pythia.mem_cache.kv_pool import KVPool
-from pythia.model_executor.forward_batch import build_forward_batch
 from pythia.model_executor.grammar import GrammarBackend
-from pythia.model_executor.sampler import SampleRow, sample
-from pythia.models.llama import LlamaForCausalLM
-from pythia.models.model_config import load_model_config
+from pythia.model_executor.model_runner import ModelRunner
+from pythia.model_executor.sampler import SampleRow
 from pythia.server_args import ServerArgs
-from pythia.workflow.forecast import retire_after_s
-from pythia.workflow.profiler import WorkflowProfiler
+from pythia.workflow.tracker import WorkflowTracker
 
 logger = logging.getLogger(__name__)
 
@@ -51,67 +46,34 @@ def load_tokenizer(path: Path) -> Any:
 class Engine:
     def __init__(self, args: ServerArgs) -> None:
         self.args = args
-        self.init_device()
-        self.init_model()
         self.init_core()
+        self.init_model()
         self.init_state()
 
-    def init_device(self) -> None:
-        name = self.args.device
-        if name == "auto":
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(name)
-        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-        if self.args.dtype == "auto":
-            # bf16 matmuls are several times slower than fp32 on these CPUs.
-            self.dtype = torch.float32 if self.device.type == "cpu" else torch.bfloat16
-        else:
-            self.dtype = dtypes[self.args.dtype]
+    def init_core(self) -> None:
+        config = self.args.scheduler_config()
+        self.core = _core.Scheduler(config)
+        self.num_pages = config.num_device_pages
+        self.max_total_tokens = config.num_device_pages * config.page_size
 
     def init_model(self) -> None:
         self.model_path = resolve_model_path(self.args)
-        self.model_config = load_model_config(self.model_path)
-        self.model = LlamaForCausalLM(self.model_config, self.dtype, self.device)
+        self.runner = ModelRunner(self.model_path, self.args.device, self.args.dtype, self.num_pages,
+                                  self.args.page_size)
+        self.model_config = self.runner.model_config
         self.tokenizer = load_tokenizer(self.model_path)
         self.eos_ids = frozenset(self.model_config.eos_token_ids) | (
             {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set())
         self.context_length = self.args.context_length or self.model_config.max_position_embeddings
         self.grammar = GrammarBackend(self.tokenizer, self.model_config.vocab_size)
 
-    def init_core(self) -> None:
-        args = self.args
-        config = _core.SchedulerConfig()
-        config.page_size = args.page_size
-        config.num_device_pages = args.max_total_tokens // args.page_size
-        config.max_running_requests = args.max_running_requests
-        config.max_batch_tokens = args.chunked_prefill_size
-        config.schedule_policy = args.schedule_policy
-        config.eviction_policy = args.eviction_policy
-        config.admission_policy = args.admission_policy
-        config.unblock_bonus_tokens = args.unblock_bonus_tokens
-        config.aging_tokens_per_step = args.aging_tokens_per_step
-        config.future_work_weight = args.future_work_weight
-        config.max_job_hold_s = args.max_job_hold_s
-        self.core = _core.Scheduler(config)
-        self.max_total_tokens = config.num_device_pages * args.page_size
-        c = self.model_config
-        self.pool = KVPool(c.num_layers, config.num_device_pages, args.page_size, c.num_kv_heads, c.head_dim,
-                           self.dtype, self.device)
-
     def init_state(self) -> None:
         self.requests: dict[int, RequestState] = {}
         self.by_rid: dict[str, RequestState] = {}
         self.next_core_id = 0
-        self.tag_ids: dict[str, dict[str, int]] = {"type": {}, "job": {}, "agent": {}}
-        self.free_job_ids: list[int] = []  # ids of forgotten jobs, reused so that ids stay small
-        self.tags_seen = {"type": 0, "job": 0, "agent": 0}
-        self.next_retire_sweep_s = 0.0
         self.last_step_ran = False  # whether the latest step() computed anything
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "requests_finished": 0}
-        self.profiler = WorkflowProfiler()
-        self.feed = PredictionFeed(self.core, self.profiler, self._tag, self.tag_ids, self.args.schedule_policy,
-                                   self.args.eviction_policy, self.args.admission_policy,
-                                   working_set_gate=self.args.max_job_hold_s > 0)
+        self.tracker = WorkflowTracker(self.core, self.args.job_idle_timeout_s)
         self.clock_origin = time.monotonic()
 
     def now(self) -> float:
@@ -130,50 +92,9 @@ class Engine:
             "max_total_tokens": self.max_total_tokens,
             "page_size": self.args.page_size,
             "eos_token_ids": sorted(self.eos_ids),
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.runner.device),
+            "dtype": str(self.runner.dtype).removeprefix("torch."),
         }
-
-    def _tag(self, kind: str, value: str | None) -> int:
-        if value is None:
-            return -1
-        ids = self.tag_ids[kind]
-        tag = ids.get(value)
-        if tag is None:
-            # Ids in use and forgotten (free) ones together are exactly 0 .. n-1: with none free,
-            # the next id is len(ids).
-            free = self.free_job_ids if kind == "job" else []
-            tag = ids[value] = free.pop() if free else len(ids)
-            self.tags_seen[kind] += 1
-        return tag
-
-    def _forget_job_if_done(self, job_id: str | None) -> None:
-        """An ended job with no call in flight is dropped everywhere (profiler, core, tag ids)."""
-        job = self.profiler.jobs.get(job_id) if job_id is not None else None
-        if job is None or not job.ended or job.running:
-            return
-        self.profiler.forget(job_id)
-        tag = self._release_job_id(job_id)
-        if tag is not None:
-            self.core.forget_job(tag)
-
-    def _release_job_id(self, job_id: str) -> int | None:
-        """Drops the job's id from the tag table for reuse; returns it (None: it had none)."""
-        tag = self.tag_ids["job"].pop(job_id, None)
-        if tag is not None:
-            self.free_job_ids.append(tag)
-        return tag
-
-    def _retire_idle_jobs(self, now: float) -> None:
-        """Ends and forgets jobs idle past retire_after_s (clients that never end their jobs). It
-        walks every live job, so it runs at most once a second (or per half timeout)."""
-        timeout = self.args.job_idle_timeout_s
-        if now < self.next_retire_sweep_s:
-            return
-        self.next_retire_sweep_s = now + min(1.0, timeout / 2)
-        for job_id in self.profiler.idle_jobs(now, lambda profile, agent: retire_after_s(profile, agent, timeout)):
-            self.profiler.end_job(job_id)
-            self._forget_job_if_done(job_id)
 
     def add_request(self, req: GenerateRequest) -> GenerateOutput | None:
         """Queues a request; returns an error output instead when it cannot be served."""
@@ -184,17 +105,12 @@ class Engine:
             self.validate(req)
             state = RequestState(req=req, core_id=self.next_core_id, eos_ids=self.eos_ids)
             state.grammar = self.grammar.matcher(req.params)
-            max_cached = max(state.logprob_start - 1, 0) if req.return_logprob else -1
-            opens_job = self.profiler.opens_job(wf.id)
+            tags, hints = self.tracker.on_arrival(wf)
+            hints.max_cached_tokens = max(state.logprob_start - 1, 0) if req.return_logprob else -1
             self.core.add_request(state.core_id, np.asarray(req.input_ids, dtype=np.int32), req.params.max_new_tokens,
-                                  arrival_time=time.time(), workflow_type=self._tag("type", wf.type),
-                                  job=self._tag("job", wf.id), agent=self._tag("agent", wf.agent),
-                                  max_cached_tokens=max_cached,
-                                  predicted_output_tokens=self.feed.predicted_output_tokens(wf.type, wf.agent),
-                                  opens_job=opens_job)
+                                  arrival_time=time.time(), tags=tags, hints=hints)
         except ValueError as e:
-            if wf.id is not None and wf.id not in self.profiler.jobs:
-                self._release_job_id(wf.id)  # a rejected first call keeps no id
+            self.tracker.on_rejected(wf)
             return GenerateOutput(rid=req.rid, new_token_ids=[], text="", finished=True,
                                   finish_reason={"type": "abort", "message": str(e)}, prompt_tokens=len(req.input_ids),
                                   completion_tokens=0, cached_tokens=0, error=str(e))
@@ -203,16 +119,12 @@ class Engine:
         self.by_rid[req.rid] = state
         self.counters["prompt_tokens"] += len(req.input_ids)
         state.arrival_s = now = self.now()
-        self.profiler.on_request(wf.type, wf.id, wf.agent, len(req.input_ids), now)
-        self.feed.publish(wf.id, now)
+        self.tracker.on_queued(wf, len(req.input_ids), now)
         return None
 
     def _finished(self, state: RequestState) -> None:
-        wf = state.req.workflow
         now = self.now()
-        self.profiler.on_finish(wf.type, wf.id, wf.agent, len(state.output_ids), now, now - state.arrival_s)
-        self.feed.publish(wf.id, now)
-        self._forget_job_if_done(wf.id)
+        self.tracker.on_finish(state.req.workflow, len(state.output_ids), now, now - state.arrival_s)
 
     def validate(self, req: GenerateRequest) -> None:
         n = len(req.input_ids)
@@ -251,32 +163,33 @@ class Engine:
         """One schedule -> forward -> sample -> update cycle; returns outputs to send."""
         now = self.now()
         self.core.set_time(now)
-        self._retire_idle_jobs(now)
+        self.tracker.sweep(now)
         plan = self.core.schedule()
-        num = len(plan["req_ids"])
+        num = len(plan)
         self.last_step_ran = num > 0
         if num == 0:
             # Everything queued is held (pythia admission's working-set gate): close the empty step.
             empty = np.zeros(0, dtype=np.int32)
-            self.core.update(plan["req_ids"], empty, np.zeros(0, dtype=bool))
+            self.core.update(plan.req_ids, empty, np.zeros(0, dtype=bool))
             return []
-        states = [self.requests[int(c)] for c in plan["req_ids"]]
+        states = [self.requests[int(c)] for c in plan.req_ids]
         extra_rows: dict[int, np.ndarray] = {}
         for i, st in enumerate(states):
             if st.cached_tokens < 0:
-                st.cached_tokens = int(plan["cached_tokens"][i])
-            rows = self._input_logprob_rows(st, int(plan["start_pos"][i]), int(plan["num_tokens"][i]))
+                st.cached_tokens = int(plan.cached_tokens[i])
+            rows = self._input_logprob_rows(st, int(plan.start_pos[i]), int(plan.num_tokens[i]))
             if rows is not None:
                 extra_rows[i] = rows
-        batch, logit_start = build_forward_batch(plan, self.args.page_size, self.device, extra_rows)
-        logits = self.model.forward(batch, self.pool)
+        batch, logit_start = self.runner.prepare(plan, extra_rows)
+        logits = self.runner.forward(batch)
 
         for i, rows in extra_rows.items():
             self._collect_input_logprobs(states[i], logits[logit_start[i]:logit_start[i] + len(rows)])
 
         tokens = np.zeros(num, dtype=np.int32)
         finished = np.zeros(num, dtype=bool)
-        sampling = [i for i in range(num) if plan["samples"][i] and states[i].req.params.max_new_tokens > 0]
+        samples = plan.samples
+        sampling = [i for i in range(num) if samples[i] and states[i].req.params.max_new_tokens > 0]
         if sampling:
             rows = logits[[int(logit_start[i + 1]) - 1 for i in sampling]]
             picked = self._sample(rows, [states[i] for i in sampling])
@@ -291,11 +204,11 @@ class Engine:
                 finished[i] = st.finish_reason is not None
         for i in range(num):
             st = states[i]
-            if plan["samples"][i] and st.req.params.max_new_tokens == 0:
+            if samples[i] and st.req.params.max_new_tokens == 0:
                 st.finish_reason = {"type": "length", "length": 0}
                 finished[i] = True
 
-        self.core.update(plan["req_ids"], tokens, finished)
+        self.core.update(plan.req_ids, tokens, finished)
         self.counters["generation_tokens"] += len(sampling)
         outputs = []
         for i, st in enumerate(states):
@@ -351,7 +264,7 @@ class Engine:
             logits[constrained] = sub
         rows = [SampleRow(st.req.params, st.req.input_ids, st.output_ids, st.generator, st.banned_ids())
                 for st in states]
-        picked = sample(logits, rows)
+        picked = self.runner.sample(logits, rows)
         if raw_logprobs is not None:
             for j, st in enumerate(states):
                 if st.req.return_logprob:
@@ -367,34 +280,21 @@ class Engine:
         return self.core.flush_cache()
 
     def stats(self) -> dict[str, Any]:
-        tags = {f"workflow_{kind}s_seen": n for kind, n in self.tags_seen.items()}
-        tags["workflow_jobs_tracked"] = len(self.tag_ids["job"])  # live jobs; ended ones are forgotten
-        return {**self.core.stats(), **self.counters, **tags, "max_total_tokens": self.max_total_tokens,
-                "page_size": self.args.page_size, "num_pages": self.max_total_tokens // self.args.page_size}
+        return {**_fields(self.core.stats()), **self.counters, **self.tracker.stats(),
+                "max_total_tokens": self.max_total_tokens, "page_size": self.args.page_size,
+                "num_pages": self.num_pages}
 
     def check_integrity(self) -> None:
         self.core.check_integrity()
 
     def workflow_control(self, kind: str, payload: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         """Registry and profile requests from the workflow routes: (ok, reply payload)."""
-        profiler = self.profiler
-        if kind == "workflow_register":
-            profiler.register(payload["topology"])
-            return True, {"type": payload["topology"].type}
-        if kind == "workflow_list":
-            return True, {"workflows": [{"type": t, "registered": p.topology is not None, "jobs_seen": p.jobs_seen}
-                                        for t, p in sorted(profiler.types.items())]}
-        if kind == "workflow_get":
-            if payload["type"] not in profiler.types:
-                return False, {"error": f"unknown workflow type {payload['type']!r}"}
-            return True, profiler.describe(payload["type"])
-        if kind == "workflow_end_job":
-            if not profiler.end_job(payload["job"]):
-                return False, {"error": f"unknown or already ended job {payload['job']!r}"}
-            self.feed.publish(payload["job"], self.now())
-            self._forget_job_if_done(payload["job"])
-            return True, {"job": payload["job"], "ended": True}
-        return False, {"error": f"unknown workflow request {kind}"}
+        return self.tracker.control(kind, payload, self.now())
+
+
+def _fields(stats: Any) -> dict[str, Any]:
+    """A bound core struct's read-only fields as a dict (for /server_info and /metrics)."""
+    return {name: getattr(stats, name) for name, attr in vars(type(stats)).items() if isinstance(attr, property)}
 
 
 def _top_k(logprobs: torch.Tensor, k: int) -> list[list[tuple[float, int]]]:

@@ -6,15 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pythia.model_executor.sampling_params import SamplingParams
+from pythia.workflow.meta import WorkflowMeta
 
-
-@dataclass
-class WorkflowMeta:
-    """ARCHITECTURE.md §1: which workflow, job and agent a request belongs to (all optional)."""
-
-    type: str | None = None
-    id: str | None = None
-    agent: str | None = None
+__all__ = ["AbortRequest", "ControlReply", "ControlRequest", "GenerateOutput", "GenerateRequest", "WorkflowMeta"]
 
 
 @dataclass

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def page_slots(pages: np.ndarray, positions: np.ndarray, page_size: int) -> np.ndarray:
+    """KV slots of token `positions` of a sequence whose pages are `pages` (its page table):
+    position p lives at slot pages[p // page_size] * page_size + p % page_size."""
+    return pages[positions // page_size] * page_size + positions % page_size
 
 
 class KVPool:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 import numpy as np
 import torch
+
+from pythia.mem_cache.kv_pool import page_slots
 
 
 @dataclass
@@ -35,18 +39,19 @@ class ForwardBatch:
     logit_rows: torch.Tensor
 
 
-def build_forward_batch(plan: dict[str, np.ndarray], page_size: int, device: torch.device,
+def build_forward_batch(plan: Any, page_size: int, device: torch.device,
                         extra_logit_rows: dict[int, np.ndarray] | None = None) -> tuple[ForwardBatch, np.ndarray]:
-    """Builds the batch for `plan` (a dict from Scheduler.schedule()).
+    """Builds the batch for `plan` (the `_core.StepPlan` from Scheduler.schedule()).
 
     `extra_logit_rows` maps an entry index to offsets within its computed tokens whose logits
     are needed too (input logprobs). Returns the batch and, per entry, where its rows start in
     `logit_rows`: entry i's requested rows come first, then its sampled last row if it samples.
     """
-    num_tokens = plan["num_tokens"].astype(np.int64)
-    start_pos = plan["start_pos"].astype(np.int64)
-    offsets = plan["page_table_offsets"]
-    table = plan["page_table"].astype(np.int64)
+    num_tokens = plan.num_tokens.astype(np.int64)
+    start_pos = plan.start_pos.astype(np.int64)
+    offsets = plan.page_table_offsets
+    samples = plan.samples
+    table = plan.page_table.astype(np.int64)
     token_start = np.concatenate([[0], np.cumsum(num_tokens)])
     total = int(token_start[-1])
 
@@ -60,20 +65,19 @@ def build_forward_batch(plan: dict[str, np.ndarray], page_size: int, device: tor
         pages = table[offsets[i]:offsets[i + 1]]
         pos = np.arange(p0, p0 + n)
         positions[s:s + n] = pos
-        out_slots[s:s + n] = pages[pos // page_size] * page_size + pos % page_size
+        out_slots[s:s + n] = page_slots(pages, pos, page_size)
         if n == 1:
             decode_entries.append(i)
         elif p0 == 0:
             prefills.append(PrefillSpan(s, n, 0, None, None))
         else:
-            all_pos = np.arange(p0 + n)
-            slots = pages[all_pos // page_size] * page_size + all_pos % page_size
+            slots = page_slots(pages, np.arange(p0 + n), page_size)
             mask = np.arange(p0 + n)[None, :] <= pos[:, None]
             prefills.append(PrefillSpan(s, n, p0, torch.from_numpy(slots).to(device),
                                         torch.from_numpy(mask).to(device)))
         if extra_logit_rows and i in extra_logit_rows:
             logit_rows.extend(s + int(r) for r in extra_logit_rows[i])
-        if plan["samples"][i]:
+        if samples[i]:
             logit_rows.append(s + n - 1)
         logit_start[i + 1] = len(logit_rows)
 
@@ -83,15 +87,14 @@ def build_forward_batch(plan: dict[str, np.ndarray], page_size: int, device: tor
         decode_slots = np.zeros((len(decode_entries), width), dtype=np.int64)
         for row, i in enumerate(decode_entries):
             pages = table[offsets[i]:offsets[i + 1]]
-            pos = np.arange(lengths[row])
-            decode_slots[row, :lengths[row]] = pages[pos // page_size] * page_size + pos % page_size
+            decode_slots[row, :lengths[row]] = page_slots(pages, np.arange(lengths[row]), page_size)
         decode_mask = np.arange(width)[None, :] < lengths[:, None]
     else:
         decode_slots = np.zeros((0, 1), dtype=np.int64)
         decode_mask = np.zeros((0, 1), dtype=bool)
 
     batch = ForwardBatch(
-        input_ids=torch.from_numpy(plan["input_ids"].astype(np.int64)).to(device),
+        input_ids=torch.from_numpy(plan.input_ids.astype(np.int64)).to(device),
         positions=torch.from_numpy(positions).to(device),
         out_slots=torch.from_numpy(out_slots).to(device),
         decode_rows=torch.from_numpy(token_start[decode_entries]).to(device),

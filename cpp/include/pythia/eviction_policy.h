@@ -23,6 +23,8 @@ class EvictionPolicy {
   /// priority order and evicts in O(log n) per node; otherwise every
   /// eviction re-ranks all candidates.
   virtual bool static_priority() const { return false; }
+  /// \brief The predictions this policy reads (none for LRU).
+  virtual ForecastNeeds reads() const { return {}; }
 };
 
 /// \brief Least recently used: evicts the node matched or inserted longest ago.
@@ -37,6 +39,13 @@ class LruEviction final : public EvictionPolicy {
 
 /// \brief Base of the policies that rank by the profiler's predictions.
 class ForecastEviction : public EvictionPolicy {
+ public:
+  ForecastNeeds reads() const override {
+    ForecastNeeds needs;
+    needs.job_forecasts = needs.agent_forecasts = true;
+    return needs;
+  }
+
  protected:
   explicit ForecastEviction(const WorkflowForecast& forecast) : forecast_(forecast) {}
   const WorkflowForecast& forecast_;
@@ -79,8 +88,8 @@ class TtlEviction final : public ForecastEviction {
 /// \brief Names accepted by make_eviction_policy.
 std::vector<std::string> eviction_policy_names();
 
-/// \brief Builds a policy by name; throws std::invalid_argument listing the
-/// known names for an unknown one. Prediction-driven policies read
+/// \brief Builds a policy by name; throws std::invalid_argument for an
+/// unknown one (SchedulerConfig::validate names the known ones). Prediction-driven policies read
 /// `forecast`, which must outlive them.
 std::unique_ptr<EvictionPolicy> make_eviction_policy(const std::string& name,
                                                      const WorkflowForecast& forecast);

@@ -8,6 +8,7 @@
 #include "pythia/radix_tree.h"
 #include "pythia/request.h"
 #include "pythia/scheduler_config.h"
+#include "pythia/workflow_forecast.h"
 
 namespace pythia {
 
@@ -45,6 +46,8 @@ class SchedulePolicy {
   virtual double preempt_rank(const Request& req, const SchedulingContext&) const {
     return static_cast<double>(req.arrival_seq);
   }
+  /// \brief The predictions this policy reads (none for the baselines).
+  virtual ForecastNeeds reads() const { return {}; }
 };
 
 /// \brief First come, first served.
@@ -118,6 +121,11 @@ class PythiaSchedulePolicy final : public SchedulePolicy {
   double preempt_rank(const Request& req, const SchedulingContext& ctx) const override {
     return work(req, ctx, 0);
   }
+  ForecastNeeds reads() const override {
+    ForecastNeeds needs;
+    needs.job_work = true;
+    return needs;
+  }
 
  private:
   /// Remaining work of the request's job with `cached_tokens` of its prompt served by the cache.
@@ -131,8 +139,8 @@ class PythiaSchedulePolicy final : public SchedulePolicy {
 /// \brief Names accepted by make_schedule_policy.
 std::vector<std::string> schedule_policy_names();
 
-/// \brief Builds a policy by name; throws std::invalid_argument listing the
-/// known names for an unknown one.
+/// \brief Builds a policy by name; throws std::invalid_argument for an
+/// unknown one (SchedulerConfig::validate names the known ones).
 std::unique_ptr<SchedulePolicy> make_schedule_policy(const std::string& name,
                                                      const SchedulerConfig& config);
 

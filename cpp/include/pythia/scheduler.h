@@ -17,9 +17,6 @@
 
 namespace pythia {
 
-/// \brief Names accepted as SchedulerConfig::admission_policy.
-std::vector<std::string> admission_policy_names();
-
 /// \brief Counters for metrics and tests.
 struct SchedulerStats {
   int32_t num_waiting = 0;
@@ -55,13 +52,20 @@ class Scheduler : private SchedulingContext {
   /// \brief Decides the next step. Throws std::logic_error if the previous
   /// plan has not been answered by update().
   const StepPlan& schedule();
+  /// \brief The plan the last schedule() returned, shared: a holder keeps it
+  /// unchanged after later steps (the scheduler then writes a new plan).
+  std::shared_ptr<const StepPlan> last_plan() const { return plan_; }
 
   /// \brief Reports the step: for entry i of the plan, the sampled token
   /// (read only where the plan's samples[i] is 1) and whether the caller
   /// finished the request (EOS, stop string). The core itself finishes a
-  /// request at max_new_tokens. Returns the ids finished in this step.
+  /// request at max_new_tokens. `transfers_done` lists the steps (StepPlan::
+  /// step) whose page transfers have all landed since the last update; an
+  /// unknown step throws std::invalid_argument before anything changes.
+  /// Returns the ids finished in this step.
   std::vector<int64_t> update(const int64_t* req_ids, const int32_t* tokens,
-                              const uint8_t* finished, size_t n);
+                              const uint8_t* finished, size_t n,
+                              const std::vector<uint64_t>& transfers_done = {});
 
   /// \brief Drops a request and frees its pages. Returns false for an
   /// unknown id.
@@ -86,6 +90,8 @@ class Scheduler : private SchedulingContext {
     forecast_.set_time(now);
     cache_.set_time(now);
   }
+  /// \brief Which predictions the configured policies read.
+  ForecastNeeds forecast_needs() const;
   /// \brief The profiler's predictions, for prediction-driven policies.
   WorkflowForecast& forecast() { return forecast_; }
   const WorkflowForecast& forecast() const { return forecast_; }
@@ -136,7 +142,11 @@ class Scheduler : private SchedulingContext {
   std::vector<Request*> waiting_;
   /// Admission order.
   std::vector<Request*> running_;
-  StepPlan plan_;
+  /// Shared so that a caller may keep a plan past the next schedule() (which
+  /// then writes a new one) without copying it.
+  std::shared_ptr<StepPlan> plan_ = std::make_shared<StepPlan>();
+  /// Steps whose page transfers have not all landed (the host tier's).
+  std::unordered_set<uint64_t> transfers_in_flight_;
   std::vector<Request*> plan_reqs_;
   bool plan_pending_ = false;
   std::vector<int64_t> deferred_aborts_;

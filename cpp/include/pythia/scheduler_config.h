@@ -3,8 +3,12 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace pythia {
+
+/// \brief Names accepted as SchedulerConfig::admission_policy.
+std::vector<std::string> admission_policy_names();
 
 /// \brief Settings of one Scheduler (one model replica).
 struct SchedulerConfig {
@@ -59,6 +63,11 @@ struct SchedulerConfig {
   /// Remaining output counted in the reservation is clipped to this many
   /// tokens, so one huge max_new_tokens does not block all admission.
   int32_t reserve_clip_tokens = 4096;
+
+  /// \brief Throws std::invalid_argument naming the first setting out of
+  /// range or the unknown policy name. The message starts with the field's
+  /// name, so a front end can say which of its own flags set it.
+  void validate() const;
 };
 
 }  // namespace pythia

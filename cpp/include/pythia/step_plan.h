@@ -9,6 +9,9 @@ namespace pythia {
 /// \brief The next step's plan. Entry i of the per-entry arrays describes one
 /// request in the batch; decodes come first, then prefill chunks.
 struct StepPlan {
+  /// The scheduler's step counter; update() acknowledges this step's page
+  /// transfers by it.
+  uint64_t step = 0;
   std::vector<int64_t> req_ids;
   /// First position whose KV this step computes.
   std::vector<int32_t> start_pos;
@@ -29,6 +32,12 @@ struct StepPlan {
   /// the device pages each one gave up.
   std::vector<int64_t> preempted_ids;
   std::vector<int32_t> preempted_pages;
+  /// Page copies to start before this step's forward pass, as flattened
+  /// (source, destination) pairs: device page -> host page (offload) and host
+  /// page -> device page (load). The host tier fills them; without one they
+  /// stay empty. Their completion is reported through update().
+  std::vector<int32_t> offload_pages;
+  std::vector<int32_t> load_pages;
 
   size_t size() const { return req_ids.size(); }
   void clear() {
@@ -42,6 +51,8 @@ struct StepPlan {
     page_table.clear();
     preempted_ids.clear();
     preempted_pages.clear();
+    offload_pages.clear();
+    load_pages.clear();
   }
 };
 

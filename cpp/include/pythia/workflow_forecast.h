@@ -49,6 +49,28 @@ struct AgentForecast {
   int32_t steps_to_execution = JobForecast::kNoSteps;
 };
 
+/// \brief Which predictions the configured policies read
+/// (Scheduler::forecast_needs), so that the profiler's feed computes and sends
+/// only those instead of guessing from policy names.
+struct ForecastNeeds {
+  /// Scheduler::set_job_work: a job's predicted remaining work (ordering).
+  bool job_work = false;
+  /// WorkflowForecast::set_job, end_job and the gap distributions.
+  bool job_forecasts = false;
+  /// WorkflowForecast::set_agent: shared prefixes' predicted next use.
+  bool agent_forecasts = false;
+  /// RequestHints::predicted_output_tokens (admission's reservation).
+  bool output_p99 = false;
+
+  ForecastNeeds& operator|=(const ForecastNeeds& o) {
+    job_work |= o.job_work;
+    job_forecasts |= o.job_forecasts;
+    agent_forecasts |= o.agent_forecasts;
+    output_p99 |= o.output_p99;
+    return *this;
+  }
+};
+
 /// \brief The clock and the latest predictions. Updated once per request
 /// event from Python, never per token; lookups are hash-map reads.
 class WorkflowForecast {
@@ -57,8 +79,9 @@ class WorkflowForecast {
   void set_time(double now) { now_ = now; }
 
   /// Replaces everything known about the job (a job id seen again after it
-  /// ended is a live job again).
-  void set_job(int32_t job, const JobForecast& forecast) { jobs_[job] = forecast; }
+  /// ended is a live job again). Throws std::invalid_argument for a negative
+  /// job id, p_continue outside [0, 1] or negative context_tokens.
+  void set_job(int32_t job, const JobForecast& forecast);
   void end_job(int32_t job) { jobs_[job].ended = true; }
   /// Drops what is known about a job (its pages fall back to the default rule).
   void forget_job(int32_t job) { jobs_.erase(job); }
