@@ -17,8 +17,9 @@ import time
 import numpy as np
 
 from pythia import _core
-from pythia.managers.prediction_feed import PredictionFeed
+from pythia.workflow.feed import PredictionFeed
 from pythia.workflow.profiler import WorkflowProfiler
+from pythia.workflow.tags import TagTable
 
 NEXT = {"planner": {"coder": 1.0}, "coder": {"coder": 0.5, "reviewer": 0.5}, "reviewer": {"coder": 0.3, None: 0.7}}
 
@@ -54,17 +55,14 @@ def main() -> None:
     args = parser.parse_args()
     config = _core.SchedulerConfig()
     config.schedule_policy = config.eviction_policy = config.admission_policy = "pythia"
+    config.max_job_hold_s = 60.0  # the working-set gate on: the feed sends every forecast
     core = _core.Scheduler(config)
-    tag_ids: dict[str, dict[str, int]] = {"type": {}, "job": {}, "agent": {}}
-
-    def tag(kind: str, value: str | None) -> int:
-        return -1 if value is None else tag_ids[kind].setdefault(value, len(tag_ids[kind]))
-
-    tag("type", "bench")
+    tags = TagTable()
+    tags.intern("type", "bench")
     for agent in ("planner", "coder", "reviewer"):
-        tag("agent", agent)
+        tags.intern("agent", agent)
     profiler = WorkflowProfiler()
-    feed = PredictionFeed(core, profiler, tag, tag_ids, "pythia", "pythia", "pythia", working_set_gate=True)
+    feed = PredictionFeed(core, profiler, tags)
     rng = np.random.default_rng(0)
     t = 0.0
     for j in range(args.warm_jobs):
