@@ -28,7 +28,7 @@ from harness.capacity import max_rate  # noqa: E402
 from harness.configs import server_flags  # noqa: E402
 from harness.replay import Replayer  # noqa: E402
 from harness.report import markdown, median_over_repeats, plot, summarize, write_records  # noqa: E402
-from pythia.entrypoints.server_process import LiveServer  # noqa: E402
+from pythia.testing.live_server import LiveServer  # noqa: E402
 from workloads import GENERATORS, save_workload  # noqa: E402
 
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(BENCH))
 from harness.configs import CONFIGS, server_flags  # noqa: E402
 from harness.replay import Replayer  # noqa: E402
 from harness.report import summarize  # noqa: E402
-from pythia.entrypoints.server_process import LiveServer  # noqa: E402
+from pythia.testing.live_server import LiveServer  # noqa: E402
 from workloads import GENERATORS  # noqa: E402
 
 
