@@ -39,7 +39,7 @@ serve: build
 	$(BIN)/python -m pythia.launch_server $(ARGS)
 
 bench: build
-	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python -m benchmarks.bench_core
 
 clean:
 	rm -rf build pythia/_core*.so *.egg-info

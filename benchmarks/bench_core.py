@@ -1,6 +1,6 @@
 """Scheduler-core benchmark: step latency, and radix match+insert against SGLang's Python radix cache.
 
-    python benchmarks/bench_core.py [--requests N] [--steps N]
+    python -m benchmarks.bench_core [--requests N] [--steps N]
 
 1. One schedule()+update() step through the Python bindings, with 1,000 waiting and 256
    running (decoding) requests and 100,000 cached pages in the radix tree: median over steps.
@@ -113,7 +113,7 @@ def bench_radix(sequences: list[np.ndarray], page: int, capacity: int | None,
     """
     import torch
 
-    from sglang_radix import SGLangRadixCache
+    from benchmarks.sglang_radix import SGLangRadixCache
 
     page_ids = [np.arange(len(s) // page, dtype=np.int32) + i * (MAX_PROMPT // page)
                 for i, s in enumerate(sequences)]
@@ -209,7 +209,8 @@ def retain_freed_memory() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_core", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=4000, help="trace requests replayed in the radix benchmark")
     parser.add_argument("--steps", type=int, default=300, help="steps timed in the step benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each radix variant (median)")

@@ -1,6 +1,6 @@
 """Engine throughput on SmolLM2-135M against transformers' generate, side by side in one run.
 
-    python benchmarks/bench_engine.py [--repeats N] [--prompt-len 256] [--output-len 128]
+    python -m benchmarks.bench_engine [--repeats N] [--prompt-len 256] [--output-len 128]
 
 Decode: B requests of `prompt-len` random tokens each generate exactly `output-len` tokens
 (greedy, EOS ignored), B in 1, 8, 32; output tokens per second over the whole run, prefill
@@ -48,7 +48,8 @@ def run_hf(model, prompts: list[list[int]], output_len: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--prompt-len", type=int, default=256)
     parser.add_argument("--output-len", type=int, default=128)

@@ -1,6 +1,6 @@
 """Cost of the workflow profiler and prediction feed per request event, with the real core.
 
-    python benchmarks/bench_feed.py [--warm-jobs 200] [--jobs 300]
+    python -m benchmarks.bench_feed [--warm-jobs 200] [--jobs 300]
 
 The profiler first learns a three-agent workflow (planner -> coder, looping -> reviewer) from
 `warm-jobs` jobs; then `jobs` more jobs run through it, each call's arrival and finish going
@@ -49,7 +49,8 @@ def run_job(profiler, feed, job: str, t: float, rng, timed: dict[str, float] | N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_feed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--warm-jobs", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=300)
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Decode step time against batch size and context length, on the engine in process (no HTTP).
 
-    python benchmarks/bench_step_cost.py [--model tiny|default|PATH] [--batches 1,2,4,8,16,32]
+    python -m benchmarks.bench_step_cost [--model tiny|default|PATH] [--batches 1,2,4,8,16,32]
                                          [--contexts 200,1600] [--steps 30]
 
 For each (context, batch): `batch` requests of `context` random tokens decode `steps` tokens each
@@ -25,7 +25,8 @@ from pythia.server_args import ServerArgs
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_step_cost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny", help="tiny, default (SmolLM2-135M) or a model directory")
     parser.add_argument("--batches", default="1,2,4,8,16,32")
     parser.add_argument("--contexts", default="200,1600")

@@ -1,6 +1,6 @@
 """Side-by-side comparison of server configurations on an agent workload.
 
-    python benchmarks/run.py --workload coding-agent --scale cpu --configs vllm,sglang \\
+    python -m benchmarks.run --workload coding-agent --scale cpu --configs vllm,sglang \\
         --repeats 2 --model tiny --out benchmarks/out/coding-agent
 
 For each repeat, each config in turn (alternating, to spread the machine's noise): start a
@@ -20,16 +20,14 @@ import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from harness.capacity import max_rate  # noqa: E402
-from harness.configs import server_flags  # noqa: E402
-from harness.replay import Replayer  # noqa: E402
-from harness.report import markdown, median_over_repeats, plot, summarize, write_records  # noqa: E402
-from pythia.entrypoints.server_process import LiveServer  # noqa: E402
-from workloads import GENERATORS, save_workload  # noqa: E402
+from benchmarks.harness.capacity import max_rate
+from benchmarks.harness.configs import server_flags
+from benchmarks.harness.replay import Replayer
+from benchmarks.harness.report import markdown, median_over_repeats, plot, summarize, write_records
+from benchmarks.workloads import GENERATORS, save_workload
+from pythia.testing.live_server import LiveServer
 
 
 def model_flags(model: str) -> list[str]:
@@ -170,7 +168,8 @@ def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", required=True, choices=sorted(GENERATORS))
     parser.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "gpu"])
     parser.add_argument("--configs", default="vllm,sglang", help="comma-separated; the first is the baseline")
@@ -199,7 +198,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("calls.jsonl", "jobs.jsonl"):
         (out / name).unlink(missing_ok=True)
-    command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.capacity:
         if args.max_probes < 1:
             sys.exit("--max-probes must be at least 1")

@@ -19,7 +19,7 @@ def default_model():
 @pytest.fixture(scope="session")
 def server(default_model, tmp_path_factory):
     """The embedded SmolLM2 served on a free loopback port; checked for leaked pages at the end."""
-    from pythia.entrypoints.server_process import LiveServer
+    from pythia.testing.live_server import LiveServer
 
     live = LiveServer("--max-total-tokens", "16384", "--chunked-prefill-size", "256",
                       log_path=tmp_path_factory.mktemp("server") / "server.log")

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-from harness.capacity import max_rate  # noqa: E402
+from benchmarks.harness.capacity import max_rate
 
 
 def queueing_p95(capacity: float):

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCH))
+from benchmarks.harness.configs import CONFIGS, server_flags
+from benchmarks.harness.replay import Replayer
+from benchmarks.harness.report import summarize
+from benchmarks.workloads import GENERATORS
+from pythia.testing.live_server import LiveServer
 
-from harness.configs import CONFIGS, server_flags  # noqa: E402
-from harness.replay import Replayer  # noqa: E402
-from harness.report import summarize  # noqa: E402
-from pythia.entrypoints.server_process import LiveServer  # noqa: E402
-from workloads import GENERATORS  # noqa: E402
+# run.py as its usage says: a module, from the repository root.
+ROOT = Path(__file__).resolve().parent.parent
+RUN = [sys.executable, "-m", "benchmarks.run"]
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +68,9 @@ def test_workflow_tags_are_sent_unless_untagged(tiny_server):
 
 def test_run_py_end_to_end(tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, str(BENCH / "run.py"), "--workload", "peer", "--scale", "tiny", "--num-jobs", "3",
+    cmd = [*RUN, "--workload", "peer", "--scale", "tiny", "--num-jobs", "3",
            "--rate", "5", "--configs", "vllm,sglang", "--model", "tiny", "--out", str(out), "--no-progress"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "RESULT jct_ratio sglang" in proc.stdout
     report = (out / "report.md").read_text()
@@ -80,10 +81,10 @@ def test_run_py_end_to_end(tmp_path):
 
 def test_run_py_capacity_reports_each_configs_probes(tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, str(BENCH / "run.py"), "--workload", "peer", "--scale", "tiny", "--num-jobs", "2",
+    cmd = [*RUN, "--workload", "peer", "--scale", "tiny", "--num-jobs", "2",
            "--rate", "4", "--configs", "vllm,sglang", "--model", "tiny", "--out", str(out), "--no-progress",
            "--capacity", "--max-probes", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((out / "capacity.json").read_text())
     assert result["objective_s"] == pytest.approx(3 * result["unloaded_s"])
@@ -98,9 +99,8 @@ def test_run_py_capacity_reports_each_configs_probes(tmp_path):
 
 
 def test_an_unknown_config_is_an_error_naming_the_known_ones(tmp_path):
-    cmd = [sys.executable, str(BENCH / "run.py"), "--workload", "peer", "--configs", "vllm,sglang-fast",
-           "--out", str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    cmd = [*RUN, "--workload", "peer", "--configs", "vllm,sglang-fast", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode != 0
     assert "unknown config 'sglang-fast'" in proc.stderr and "continuum" in proc.stderr
 

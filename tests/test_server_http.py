@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from pythia.entrypoints.server_process import LiveServer
+from pythia.testing.live_server import LiveServer
 
 
 def generate(server, **body):

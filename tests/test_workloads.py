@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-from workloads import GENERATORS, load_workload, save_workload  # noqa: E402
-from workloads.coding_agent import CALLS_PER_TURN_MEAN, TURNS_MEAN  # noqa: E402
-from workloads.mooncake import TRACES  # noqa: E402
+from benchmarks.workloads import GENERATORS, load_workload, save_workload
+from benchmarks.workloads.coding_agent import CALLS_PER_TURN_MEAN, TURNS_MEAN
+from benchmarks.workloads.mooncake import TRACES
 
 needs_traces = pytest.mark.skipif(not TRACES.is_dir(), reason=f"the public traces are not at {TRACES} "
                                   "(they come with the project's shared/ folder beside the clone)")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from workloads.model import Call, Job, Workload, tokens_for
+from benchmarks.workloads.model import Call, Job, Workload, tokens_for
 
 
 @dataclass

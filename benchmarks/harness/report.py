@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.replay import CallRecord, JobRecord
+from benchmarks.harness.replay import CallRecord, JobRecord
 
 
 def summarize(calls: list[CallRecord], jobs: list[JobRecord], server_stats: dict) -> dict[str, float]:

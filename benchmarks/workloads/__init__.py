@@ -6,10 +6,10 @@ takes (scale, seed, num_jobs) and returns the same jobs for the same arguments.
 
 from __future__ import annotations
 
-from workloads.coding_agent import coding_agent
-from workloads.model import Call, Job, Scale, Workload, load_workload, save_workload
-from workloads.mooncake import mooncake_conversation, mooncake_synthetic
-from workloads.multi_agent import long_context_mix, multi_agent_dag, peer
+from benchmarks.workloads.coding_agent import coding_agent
+from benchmarks.workloads.model import Call, Job, Scale, Workload, load_workload, save_workload
+from benchmarks.workloads.mooncake import mooncake_conversation, mooncake_synthetic
+from benchmarks.workloads.multi_agent import long_context_mix, multi_agent_dag, peer
 
 GENERATORS = {
     "coding-agent": coding_agent,

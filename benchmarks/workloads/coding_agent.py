@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workloads.model import SCALES, Call, Job, Workload, bursty_arrivals, lognormal
+from benchmarks.workloads.model import SCALES, Call, Job, Workload, bursty_arrivals, lognormal
 
 AGENT_KINDS = {"coder": 3500, "tester": 2500, "docs-writer": 2000}  # system prompt + tool schema, tokens
 TURNS_MEAN = 3.95

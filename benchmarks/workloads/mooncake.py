@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from workloads.model import SCALES, Call, Job, Workload
+from benchmarks.workloads.model import SCALES, Call, Job, Workload
 
 TRACES = Path(__file__).resolve().parents[3] / "shared" / "traces"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from workloads.coding_agent import coding_agent
-from workloads.model import SCALES, Call, Job, Workload, bursty_arrivals, lognormal
+from benchmarks.workloads.coding_agent import coding_agent
+from benchmarks.workloads.model import SCALES, Call, Job, Workload, bursty_arrivals, lognormal
 
 DAG_AGENTS = {"planner": 2500, "architect": 3000, "engineer": 3500, "reviewer": 2500, "verifier": 2000}
 PEER_AGENTS = {"planner": 4000, "executor": 4000, "expresser": 3500, "reviewer": 3500}

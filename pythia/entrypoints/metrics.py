@@ -35,7 +35,7 @@ class Metrics:
                              registry=r)
 
     def observe(self, result: Any) -> None:
-        """Records a finished request (a sglang_api.ResultBuilder)."""
+        """Records a finished request (a generation.ResultBuilder)."""
         out = result.out
         now = time.perf_counter()
         self.prompt_tokens.inc(out.prompt_tokens)

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
-from pythia.entrypoints.server_state import ServerState
-from pythia.entrypoints.sglang_api import ResultBuilder, run_many, sse, state_of
+from pythia.entrypoints.generation import ResultBuilder, run_many, sse
+from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.workflow_meta import parse_workflow
 from pythia.managers.io_struct import GenerateRequest
 from pythia.model_executor.sampling_params import SamplingParams

@@ -1,16 +1,24 @@
-"""What every route handler reaches through `request.app.state.pythia`."""
+"""What every route handler reaches through `request.app.state.pythia`, and `state_of` to reach it.
+
+`state_of` lives beside `ServerState` rather than in `generation.py`: every route module needs it,
+the workflow routes generate nothing, and `http_server.create_app` is what puts the state where
+`state_of` looks.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pythia import __version__
 from pythia.entrypoints.metrics import Metrics
 from pythia.managers.frontend import Frontend
 from pythia.server_args import ServerArgs
+
+if TYPE_CHECKING:
+    from fastapi import Request
 
 
 class ServerState:
@@ -38,3 +46,7 @@ class ServerState:
     def token_text(self, token: int) -> str:
         """One token decoded alone, special tokens kept (SGLang's logprob token text)."""
         return self.frontend.tokenizer.decode([token], skip_special_tokens=False)
+
+
+def state_of(request: Request) -> ServerState:
+    return request.app.state.pythia

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,16 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
-from pythia.entrypoints.server_state import ServerState
+from pythia.entrypoints.generation import ResultBuilder, run_many, run_to_completion, sse
+from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.workflow_meta import parse_workflow
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
 from pythia.model_executor.sampling_params import SamplingParams
 
 router = APIRouter()
-
-
-def state_of(request: Request) -> ServerState:
-    return request.app.state.pythia
 
 
 # ------------------------------------------------------------------ parsing
@@ -86,92 +81,6 @@ def parse_generate(body: dict[str, Any], headers: Any, state: ServerState) -> tu
 
 
 # ------------------------------------------------------------------ responses
-
-class ResultBuilder:
-    """Accumulates a request's outputs into SGLang's response shape."""
-
-    def __init__(self, req: GenerateRequest, state: ServerState) -> None:
-        self.req = req
-        self.state = state
-        self.start = time.perf_counter()
-        self.first_token_at: float | None = None
-        self.out: GenerateOutput | None = None
-        self.output_ids: list[int] = []
-        self.logprobs: dict[str, list] = {k: [] for k in ("input_token_logprobs", "input_top_logprobs",
-                                                          "output_token_logprobs", "output_top_logprobs")}
-
-    def add(self, out: GenerateOutput) -> dict[str, list]:
-        """Takes one engine output; returns this output's logprob deltas in response form."""
-        if out.error is not None:
-            raise HTTPError(out.error_status, out.error)
-        if out.new_token_ids and self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-        self.out = out
-        self.output_ids.extend(out.new_token_ids)
-        delta = self._format_logprobs(out)
-        for key, values in delta.items():
-            self.logprobs[key].extend(values)
-        return delta
-
-    def _entry(self, logprob: float | None, token: int) -> list:
-        text = self.state.token_text(token) if self.req.return_text_in_logprobs else None
-        return [logprob, token, text]
-
-    def _format_logprobs(self, out: GenerateOutput) -> dict[str, list]:
-        if not self.req.return_logprob:
-            return {}
-        top = lambda rows: [None if r is None else [self._entry(lp, t) for lp, t in r] for r in rows]  # noqa: E731
-        delta = {"input_token_logprobs": [self._entry(lp, t) for lp, t in out.input_token_logprobs],
-                 "output_token_logprobs": [self._entry(lp, t) for lp, t in out.output_token_logprobs]}
-        if self.req.top_logprobs_num:
-            delta["input_top_logprobs"] = top(out.input_top_logprobs)
-            delta["output_top_logprobs"] = top(out.output_top_logprobs)
-        return delta
-
-    def response(self, logprobs: dict[str, list] | None = None) -> dict[str, Any]:
-        out = self.out
-        meta: dict[str, Any] = {
-            "id": self.req.rid,
-            "finish_reason": out.finish_reason if out.finished else None,
-            "prompt_tokens": out.prompt_tokens,
-            "completion_tokens": out.completion_tokens,
-            "cached_tokens": out.cached_tokens,
-            "e2e_latency": time.perf_counter() - self.start,
-        }
-        if self.req.workflow.type or self.req.workflow.id or self.req.workflow.agent:
-            meta["workflow"] = vars(self.req.workflow)
-        if self.req.return_logprob:
-            chosen = self.logprobs if logprobs is None else logprobs
-            meta["input_token_logprobs"] = chosen["input_token_logprobs"]
-            meta["output_token_logprobs"] = chosen["output_token_logprobs"]
-            meta["output_token_logprobs_length"] = len(self.logprobs["output_token_logprobs"])
-            if self.req.top_logprobs_num:
-                meta["input_top_logprobs"] = chosen.get("input_top_logprobs", [])
-                meta["output_top_logprobs"] = chosen.get("output_top_logprobs", [])
-        return {"text": out.text, "output_ids": list(self.output_ids), "meta_info": meta}
-
-
-async def run_to_completion(req: GenerateRequest, state: ServerState) -> ResultBuilder:
-    builder = ResultBuilder(req, state)
-    async for out in state.frontend.generate(req):
-        builder.add(out)
-    state.metrics.observe(builder)
-    return builder
-
-
-async def run_many(requests: list[GenerateRequest], state: ServerState) -> list[ResultBuilder]:
-    tasks = [asyncio.ensure_future(run_to_completion(r, state)) for r in requests]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        raise
-
-
-def sse(obj: Any) -> bytes:
-    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
-
 
 async def stream_generate(req: GenerateRequest, state: ServerState, first: GenerateOutput,
                           outputs: AsyncIterator[GenerateOutput]) -> AsyncIterator[bytes]:

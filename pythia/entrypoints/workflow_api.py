@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
-from pythia.entrypoints.sglang_api import state_of
+from pythia.entrypoints.server_state import state_of
 from pythia.workflow.registry import parse_topology
 
 router = APIRouter(prefix="/v1/workflows")

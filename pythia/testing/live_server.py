@@ -12,7 +12,6 @@ from pathlib import Path
 import requests
 
 
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

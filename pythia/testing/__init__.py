@@ -1,0 +1,1 @@
+"""What tests and benchmarks use to drive a real server: `live_server.LiveServer`."""
