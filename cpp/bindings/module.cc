@@ -16,6 +16,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("schedule_policy_names", &schedule_policy_names, "Names accepted as schedule_policy.");
   m.def("eviction_policy_names", &eviction_policy_names, "Names accepted as eviction_policy.");
   m.def("admission_policy_names", &admission_policy_names, "Names accepted as admission_policy.");
+  m.attr("STEP_FAILED") = kStepFailed;
 
   py::class_<SchedulerConfig>(m, "SchedulerConfig", "Settings of one Scheduler; see scheduler_config.h.")
       .def(py::init<>())
@@ -120,8 +121,8 @@ PYBIND11_MODULE(_core, m) {
       .def("schedule", &scheduler_schedule, "Decide the next step; returns its StepPlan.")
       .def("update", &scheduler_update, py::arg("req_ids"), py::arg("tokens"), py::arg("finished"),
            py::arg("transfers_done") = py::none(),
-           "Report the step's sampled tokens and finish flags, and the steps whose page transfers landed; "
-           "returns the ids finished this step.")
+           "Report the step's sampled tokens and finish flags (1: finished, STEP_FAILED: its step failed, nothing "
+           "it computed is cached), and the steps whose page transfers landed; returns the ids finished this step.")
       .def("forecast_needs", &Scheduler::forecast_needs, "Which predictions the configured policies read.")
       .def("set_job_work", &Scheduler::set_job_work, py::arg("job"), py::arg("tokens"), py::arg("unblocks") = false,
            "Predicted remaining work (tokens) of a job and whether its calls in flight unblock its next agent, for the pythia policy; negative clears it.")

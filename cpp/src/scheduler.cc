@@ -248,6 +248,14 @@ std::vector<int64_t> Scheduler::update(const int64_t* req_ids, const int32_t* to
   std::vector<int64_t> done;
   for (size_t i = 0; i < n; ++i) {
     Request& req = *plan_reqs_[i];
+    if (finished[i] == kStepFailed) {
+      // Nothing this step computed for it is trusted: its KV is not cached.
+      cache_.release(req);
+      remove_running(&req);
+      done.push_back(req.id);
+      requests_.erase(req.id);
+      continue;
+    }
     req.num_computed += plan_->num_tokens[i];
     req.attained_service += plan_->num_tokens[i];
     if (req.tags.job >= 0) job_service_[req.tags.job] += plan_->num_tokens[i];

@@ -17,6 +17,7 @@ import torch
 from pythia import _core
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
 from pythia.managers.request_state import RequestState
+from pythia.managers.request_validation import RequestLimits, validate_request
 from pythia.model_executor.grammar import GrammarBackend
 from pythia.model_executor.model_runner import ModelRunner
 from pythia.model_executor.sampler import SampleRow
@@ -65,6 +66,7 @@ class Engine:
         self.eos_ids = frozenset(self.model_config.eos_token_ids) | (
             {self.tokenizer.eos_token_id} if self.tokenizer.eos_token_id is not None else set())
         self.context_length = self.args.context_length or self.model_config.max_position_embeddings
+        self.limits = RequestLimits(self.model_config.vocab_size, self.context_length, self.max_total_tokens)
         self.grammar = GrammarBackend(self.tokenizer, self.model_config.vocab_size)
 
     def init_state(self) -> None:
@@ -111,9 +113,7 @@ class Engine:
                                   arrival_time=time.time(), tags=tags, hints=hints)
         except ValueError as e:
             self.tracker.on_rejected(wf)
-            return GenerateOutput(rid=req.rid, new_token_ids=[], text="", finished=True,
-                                  finish_reason={"type": "abort", "message": str(e)}, prompt_tokens=len(req.input_ids),
-                                  completion_tokens=0, cached_tokens=0, error=str(e))
+            return GenerateOutput.failure(req, str(e))
         self.next_core_id += 1
         self.requests[state.core_id] = state
         self.by_rid[req.rid] = state
@@ -127,22 +127,7 @@ class Engine:
         self.tracker.on_finish(state.req.workflow, len(state.output_ids), now, now - state.arrival_s)
 
     def validate(self, req: GenerateRequest) -> None:
-        n = len(req.input_ids)
-        if n == 0:
-            raise ValueError("the prompt is empty")
-        vocab = self.model_config.vocab_size
-        if min(req.input_ids) < 0 or max(req.input_ids) >= vocab:
-            raise ValueError(f"input_ids must be token ids in [0, {vocab})")
-        if n + req.params.max_new_tokens > self.context_length:
-            raise ValueError(f"prompt ({n} tokens) plus max_new_tokens ({req.params.max_new_tokens}) exceeds the "
-                             f"context length of {self.context_length} tokens")
-        if n + req.params.max_new_tokens > self.max_total_tokens:
-            raise ValueError(f"prompt ({n} tokens) plus max_new_tokens ({req.params.max_new_tokens}) exceeds the KV "
-                             f"pool of {self.max_total_tokens} tokens (--max-total-tokens)")
-        if req.logprob_start_len > n:
-            raise ValueError(f"logprob_start_len ({req.logprob_start_len}) exceeds the prompt length ({n})")
-        if req.top_logprobs_num < 0:
-            raise ValueError("top_logprobs_num must be >= 0")
+        validate_request(req, self.limits)
 
     def abort(self, rid: str) -> GenerateOutput | None:
         state = self.by_rid.pop(rid, None)
@@ -173,6 +158,34 @@ class Engine:
             self.core.update(plan.req_ids, empty, np.zeros(0, dtype=bool))
             return []
         states = [self.requests[int(c)] for c in plan.req_ids]
+        tokens = np.zeros(num, dtype=np.int32)
+        finished = np.zeros(num, dtype=np.uint8)
+        failed: dict[int, str] = {}  # entry -> why its step failed; it alone ends, with a 500
+        try:
+            logits, logit_start = self._forward(plan, states)
+        except Exception as e:  # nothing says which entry broke the batch: all of them end
+            logger.exception("the forward pass failed; ending the %d requests in its batch", num)
+            failed = {i: f"the forward pass failed: {type(e).__name__}: {e}" for i in range(num)}
+        else:
+            failed = self._sample_step(plan, states, logits, logit_start, tokens, finished)
+        for i in failed:
+            finished[i] = _core.STEP_FAILED
+        self.core.update(plan.req_ids, tokens, finished)
+        outputs = []
+        for i, st in enumerate(states):
+            if finished[i]:
+                self.requests.pop(st.core_id, None)
+                self.by_rid.pop(st.req.rid, None)
+                self.counters["requests_finished"] += 1
+                self._finished(st)
+                outputs.append(GenerateOutput.failure(st.req, failed[i], 500) if i in failed
+                               else st.take_output(finished=True))
+            elif st.req.stream and st.pending_ids:
+                outputs.append(st.take_output(finished=False))
+        return outputs
+
+    def _forward(self, plan: Any, states: list[RequestState]) -> tuple[torch.Tensor, np.ndarray]:
+        """Runs the step's batch; returns the logits and where each entry's rows start."""
         extra_rows: dict[int, np.ndarray] = {}
         for i, st in enumerate(states):
             if st.cached_tokens < 0:
@@ -182,45 +195,56 @@ class Engine:
                 extra_rows[i] = rows
         batch, logit_start = self.runner.prepare(plan, extra_rows)
         logits = self.runner.forward(batch)
-
         for i, rows in extra_rows.items():
             self._collect_input_logprobs(states[i], logits[logit_start[i]:logit_start[i] + len(rows)])
+        return logits, logit_start
 
-        tokens = np.zeros(num, dtype=np.int32)
-        finished = np.zeros(num, dtype=bool)
+    def _sample_step(self, plan: Any, states: list[RequestState], logits: torch.Tensor, logit_start: np.ndarray,
+                     tokens: np.ndarray, finished: np.ndarray) -> dict[int, str]:
+        """Samples every entry that reaches its end and records its token and finish; returns
+        the entries that failed. When the batch's sampling raises, each row is retried alone,
+        so that only the rows that raise again fail."""
         samples = plan.samples
-        sampling = [i for i in range(num) if samples[i] and states[i].req.params.max_new_tokens > 0]
-        if sampling:
-            rows = logits[[int(logit_start[i + 1]) - 1 for i in sampling]]
-            picked = self._sample(rows, [states[i] for i in sampling])
-            for j, i in enumerate(sampling):
-                st, tok = states[i], int(picked[j])
-                tokens[i] = tok
-                st.output_ids.append(tok)
-                st.pending_ids.append(tok)
-                if st.grammar is not None and not st.grammar.is_terminated():
-                    st.grammar.accept_token(tok)
-                st.check_finish(tok, self._decode_fn(st))
-                finished[i] = st.finish_reason is not None
-        for i in range(num):
-            st = states[i]
-            if samples[i] and st.req.params.max_new_tokens == 0:
-                st.finish_reason = {"type": "length", "length": 0}
-                finished[i] = True
+        sampling = [i for i in range(len(states)) if samples[i] and states[i].req.params.max_new_tokens > 0]
+        for i in range(len(states)):
+            if samples[i] and states[i].req.params.max_new_tokens == 0:
+                states[i].finish_reason = {"type": "length", "length": 0}
+                finished[i] = 1
+        if not sampling:
+            return {}
+        rows = [int(logit_start[i + 1]) - 1 for i in sampling]
+        failed: dict[int, str] = {}
+        try:
+            picked = self._sample(logits[rows], [states[i] for i in sampling]).tolist()
+        except Exception:
+            logger.exception("sampling a batch of %d failed; retrying each request alone", len(sampling))
+            picked = []
+            for i, row in zip(sampling, rows):
+                try:
+                    picked.append(int(self._sample(logits[[row]], [states[i]])[0]))
+                except Exception as e:
+                    failed[i] = f"sampling failed: {type(e).__name__}: {e}"
+                    picked.append(None)
+        for i, tok in zip(sampling, picked):
+            if tok is None:
+                continue
+            try:
+                self._accept(states[i], tok)
+            except Exception as e:  # a grammar or a stop check that raises ends its request only
+                logger.exception("request %s failed after sampling", states[i].req.rid)
+                failed[i] = f"{type(e).__name__}: {e}"
+                continue
+            tokens[i] = tok
+            finished[i] = states[i].finish_reason is not None
+        self.counters["generation_tokens"] += len(sampling) - len(failed)
+        return failed
 
-        self.core.update(plan.req_ids, tokens, finished)
-        self.counters["generation_tokens"] += len(sampling)
-        outputs = []
-        for i, st in enumerate(states):
-            if finished[i]:
-                self.requests.pop(st.core_id, None)
-                self.by_rid.pop(st.req.rid, None)
-                self.counters["requests_finished"] += 1
-                self._finished(st)
-                outputs.append(st.take_output(finished=True))
-            elif st.req.stream and st.pending_ids:
-                outputs.append(st.take_output(finished=False))
-        return outputs
+    def _accept(self, st: RequestState, tok: int) -> None:
+        st.output_ids.append(tok)
+        st.pending_ids.append(tok)
+        if st.grammar is not None and not st.grammar.is_terminated():
+            st.grammar.accept_token(tok)
+        st.check_finish(tok, self._decode_fn(st))
 
     def _decode_fn(self, st: RequestState):
         params = st.req.params

@@ -15,6 +15,7 @@ import zmq
 import zmq.asyncio
 
 from pythia.managers.io_struct import AbortRequest, ControlReply, ControlRequest, GenerateOutput, GenerateRequest
+from pythia.managers.request_validation import RequestLimits, validate_request
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Frontend:
     def __init__(self, tokenizer: Any, info: dict[str, Any], requests_addr: str, outputs_addr: str) -> None:
         self.tokenizer = tokenizer
         self.info = info
+        self.limits = RequestLimits.from_info(info)
         self.ctx = zmq.asyncio.Context()
         self.to_engine = self.ctx.socket(zmq.PUSH)
         self.to_engine.bind(requests_addr)
@@ -92,8 +94,13 @@ class Frontend:
         disconnected), the request is aborted so that its KV pages are freed."""
         if not self.engine_alive:
             raise EngineDied("the engine process died")
-        if req.rid in self.queues:
-            raise ValueError(f"request id {req.rid!r} is already in use")
+        try:  # refused here, a bad request never reaches the engine process
+            if req.rid in self.queues:
+                raise ValueError(f"request id {req.rid!r} is already in use")
+            validate_request(req, self.limits)
+        except ValueError as e:
+            yield GenerateOutput.failure(req, str(e))
+            return
         queue: asyncio.Queue[GenerateOutput] = asyncio.Queue()
         self.queues[req.rid] = queue
         finished = False

@@ -67,3 +67,10 @@ class GenerateOutput:
     output_top_logprobs: list[list[tuple[float, int]]] = field(default_factory=list)
     error: str | None = None
     error_status: int = 400  # HTTP status for `error`: 400 for the request's fault, 503 for the server's
+
+    @classmethod
+    def failure(cls, req: GenerateRequest, message: str, status: int = 400) -> GenerateOutput:
+        """The final output of a request that could not be served: it fails alone."""
+        return cls(rid=req.rid, new_token_ids=[], text="", finished=True,
+                   finish_reason={"type": "abort", "message": message}, prompt_tokens=len(req.input_ids),
+                   completion_tokens=0, cached_tokens=0, error=message, error_status=status)

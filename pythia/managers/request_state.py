@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
+from pythia.model_executor.sampling_params import SEED_RANGE
 
 
 @dataclass
@@ -36,7 +37,7 @@ class RequestState:
     def __post_init__(self) -> None:
         params = self.req.params
         if params.seed is not None:
-            self.generator = torch.Generator().manual_seed(params.seed)
+            self.generator = torch.Generator().manual_seed(params.seed % SEED_RANGE)
         self.next_input_logprob = self.logprob_start if self.req.return_logprob else len(self.req.input_ids)
         self.stop_regexes = [re.compile(r) for r in params.stop_regex]
 

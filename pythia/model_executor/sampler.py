@@ -36,11 +36,16 @@ def apply_penalties(logits: torch.Tensor, row: SampleRow) -> None:
 
 def sample(logits: torch.Tensor, rows: list[SampleRow]) -> torch.Tensor:
     """logits [S, V] fp32 (modified in place; grammar masks already applied) -> token ids [S]."""
+    vocab = logits.shape[-1]
     for i, row in enumerate(rows):
         if row.params.has_penalties:
             apply_penalties(logits[i], row)
-        if row.banned_ids:
-            logits[i, row.banned_ids] = float("-inf")
+        banned = [t for t in row.banned_ids if 0 <= t < vocab]  # ids past the vocabulary cannot come anyway
+        if banned:
+            logits[i, banned] = float("-inf")
+    # Extreme penalties overflow (a logit divided by 1e-300): keep every logit a number, so that a
+    # softmax never sees inf - inf. -inf stays: it is how masks and bans exclude a token.
+    torch.nan_to_num_(logits, nan=float("-inf"), posinf=torch.finfo(logits.dtype).max)
 
     tokens = logits.argmax(dim=-1)
     random_rows = [i for i, row in enumerate(rows) if not row.params.greedy]
@@ -50,8 +55,11 @@ def sample(logits: torch.Tensor, rows: list[SampleRow]) -> torch.Tensor:
     temps = torch.tensor([rows[i].params.temperature for i in random_rows], device=logits.device)
     probs = torch.softmax(logits[idx] / temps[:, None], dim=-1)
     probs = _filter(probs, [rows[i].params for i in random_rows])
+    # A row with no finite distribution left (every token masked or banned) keeps its argmax.
+    valid = torch.isfinite(probs).all(dim=-1) & (probs.sum(dim=-1) > 0)
     for j, i in enumerate(random_rows):
-        tokens[i] = torch.multinomial(probs[j], 1, generator=rows[i].generator)[0]
+        if valid[j]:
+            tokens[i] = torch.multinomial(probs[j], 1, generator=rows[i].generator)[0]
     return tokens
 
 
@@ -61,7 +69,8 @@ def _filter(probs: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
         return probs
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     rank = torch.arange(probs.shape[-1], device=probs.device)[None, :]
-    top_k = torch.tensor([p.top_k if p.top_k > 0 else probs.shape[-1] for p in params], device=probs.device)
+    vocab = probs.shape[-1]
+    top_k = torch.tensor([min(p.top_k, vocab) if p.top_k > 0 else vocab for p in params], device=probs.device)
     top_p = torch.tensor([p.top_p for p in params], device=probs.device)
     min_p = torch.tensor([p.min_p for p in params], device=probs.device)
     drop = rank >= top_k[:, None]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+# Below this a temperature is greedy decoding, as in SGLang (dividing logits by ~0 overflows).
+GREEDY_TEMPERATURE = 1e-6
+SEED_RANGE = 2**64  # torch generators take 64-bit seeds; larger ones are folded into the range
 
 
 @dataclass
@@ -78,7 +83,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0 or self.top_k == 1
+        return self.temperature < GREEDY_TEMPERATURE or self.top_k == 1
 
     @property
     def has_penalties(self) -> bool:
@@ -99,7 +104,13 @@ def _coerce(name: str, value: Any) -> Any:
     if name in float_fields:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+        if not math.isfinite(number):  # JSON parsers accept NaN and Infinity
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        return number
     if name in bool_fields:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, got {value!r}")

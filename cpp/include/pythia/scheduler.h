@@ -17,6 +17,11 @@
 
 namespace pythia {
 
+/// \brief update()'s `finished` value for an entry whose step failed (the
+/// forward pass or its sampling raised): the request ends, and nothing this
+/// step computed for it is cached, since its KV cannot be trusted.
+constexpr uint8_t kStepFailed = 2;
+
 /// \brief Counters for metrics and tests.
 struct SchedulerStats {
   int32_t num_waiting = 0;
@@ -58,8 +63,8 @@ class Scheduler : private SchedulingContext {
 
   /// \brief Reports the step: for entry i of the plan, the sampled token
   /// (read only where the plan's samples[i] is 1) and whether the caller
-  /// finished the request (EOS, stop string). The core itself finishes a
-  /// request at max_new_tokens. `transfers_done` lists the steps (StepPlan::
+  /// finished the request (1: EOS, stop string; kStepFailed: its step
+  /// failed). The core itself finishes a request at max_new_tokens. `transfers_done` lists the steps (StepPlan::
   /// step) whose page transfers have all landed since the last update; an
   /// unknown step throws std::invalid_argument before anything changes.
   /// Returns the ids finished in this step.
