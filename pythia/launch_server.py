@@ -35,7 +35,7 @@ def launch(args: ServerArgs) -> None:
     status, payload = parent_end.recv()
     if status != "ready":
         sys.exit(f"the engine failed to start: {payload}")
-    frontend = Frontend(tokenizer, payload, requests_addr, outputs_addr)
+    frontend = Frontend(tokenizer, payload, requests_addr, outputs_addr, args.max_queued_requests)
     app = create_app(ServerState(args, frontend, engine))
     logger.info("serving %s on http://%s:%d", payload["served_model_name"], args.host, args.port)
     try:

@@ -52,6 +52,14 @@ class ServerArgs:
     job_idle_timeout_s: float = field(default=300.0, metadata={
         "help": "A workflow job idle this long (and past its predicted dead time) is ended and forgotten, for "
                 "clients that never call POST /v1/workflows/jobs/{id}/end; a later call starts a new job."})
+    max_queued_requests: int = field(default=512, metadata={
+        "help": "Most requests in the engine at once (running and waiting, SGLang's flag); beyond it a request "
+                "gets 503 with Retry-After, for clients to back off instead of waiting minutes."})
+    max_request_bytes: int = field(default=32 * 1024 * 1024, metadata={
+        "help": "Largest request body; a larger one is refused with 413 before it is read."})
+    max_n: int = field(default=64, metadata={"help": "Most samples per request (n)."})
+    max_stop_sequences: int = field(default=64, metadata={
+        "help": "Most stop strings, stop patterns and stop token ids of one request, together."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
 
     @classmethod
@@ -99,6 +107,9 @@ class ServerArgs:
             raise ValueError("--port must be positive")
         if not self.job_idle_timeout_s > 0:
             raise ValueError("--job-idle-timeout-s must be positive")
+        for name in ("max_queued_requests", "max_request_bytes", "max_n", "max_stop_sequences"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
         self.scheduler_config()
 
 

@@ -1,24 +1,64 @@
-"""Client errors: raised anywhere while handling a request, answered as JSON with a message."""
+"""Errors, answered everywhere (SGLang routes included) in OpenAI's format:
+`{"error": {"message", "type", "param", "code"}}`, so that one client-side handler reads them all."""
 
 from __future__ import annotations
 
+import json
+import logging
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+# OpenAI's error types by status.
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+               405: "invalid_request_error", 413: "invalid_request_error", 503: "service_unavailable_error"}
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.param = param
+        self.headers = headers
 
 
-def bad_request(message: str) -> HTTPError:
-    return HTTPError(400, message)
+def bad_request(message: str, param: str | None = None) -> HTTPError:
+    return HTTPError(400, message, param)
+
+
+def output_error(status: int, message: str) -> HTTPError:
+    """The error of a request the front or the engine refused; a 503 says when to come back."""
+    return HTTPError(status, message, headers={"Retry-After": "1"} if status == 503 else None)
+
+
+def error_response(status: int, message: str, param: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error" if status >= 500
+                                                                     else "invalid_request_error"),
+                      "param": param, "code": status}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def http_error_handler(_: Request, exc: HTTPError) -> JSONResponse:
-    return JSONResponse({"error": {"message": exc.message, "code": exc.status}}, status_code=exc.status)
+    return error_response(exc.status, exc.message, exc.param, exc.headers)
+
+
+async def starlette_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """404 for unknown routes, 405 for a wrong method: FastAPI's own, in the same format."""
+    message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+    return error_response(exc.status_code, message.get(exc.status_code, str(exc.detail)),
+                          headers=getattr(exc, "headers", None))
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A bug, not the client's fault: logged with its traceback, answered as a 500 naming it."""
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
 async def read_json_object(request: Request) -> dict:
@@ -26,12 +66,16 @@ async def read_json_object(request: Request) -> dict:
     raw = await request.body()
     if not raw:
         return {}
-    import json
-
+    limit = request.app.state.pythia.args.max_request_bytes
+    if len(raw) > limit:
+        raise HTTPError(413, f"the request body has {len(raw)} bytes, more than the limit of {limit} "
+                             "(--max-request-bytes)")
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise bad_request(f"malformed JSON body: {e}") from None
+    except RecursionError:
+        raise bad_request("the JSON body is nested too deeply") from None
     if not isinstance(body, dict):
         raise bad_request("the JSON body must be an object")
     return body

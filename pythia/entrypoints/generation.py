@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from pythia.entrypoints.errors import HTTPError
+from pythia.entrypoints.errors import output_error
 from pythia.entrypoints.server_state import ServerState
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
 
@@ -33,7 +33,7 @@ class ResultBuilder:
     def add(self, out: GenerateOutput) -> dict[str, list]:
         """Takes one engine output; returns this output's logprob deltas in response form."""
         if out.error is not None:
-            raise HTTPError(out.error_status, out.error)
+            raise output_error(out.error_status, out.error)
         if out.new_token_ids and self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self.out = out

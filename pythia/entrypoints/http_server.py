@@ -7,9 +7,11 @@ import hmac
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pythia.entrypoints import openai_api, sglang_api, workflow_api
-from pythia.entrypoints.errors import HTTPError, http_error_handler
+from pythia.entrypoints.errors import (HTTPError, error_response, http_error_handler, starlette_error_handler,
+                                       unhandled_error_handler)
 from pythia.entrypoints.server_state import ServerState
 from pythia.managers.frontend import EngineDied
 
@@ -24,10 +26,12 @@ def create_app(state: ServerState) -> FastAPI:
     app.include_router(openai_api.router)
     app.include_router(workflow_api.router)
     app.add_exception_handler(HTTPError, http_error_handler)
+    app.add_exception_handler(StarletteHTTPException, starlette_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": {"message": str(exc), "code": 400}}, status_code=400)
+        return error_response(400, str(exc))
 
     @app.on_event("startup")
     async def start_frontend() -> None:
@@ -35,7 +39,19 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.exception_handler(EngineDied)
     async def engine_died(_: Request, exc: EngineDied) -> JSONResponse:
-        return JSONResponse({"error": {"message": str(exc), "code": 503}}, status_code=503)
+        return error_response(503, str(exc))
+
+    max_bytes = state.args.max_request_bytes
+
+    @app.middleware("http")
+    async def limit_body_size(request: Request, call_next):
+        # Refused on the declared length, before the body is read. read_json_object checks the
+        # length of bodies sent without one (chunked).
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_bytes:
+            return error_response(413, f"the request body has {length} bytes, more than the limit of {max_bytes} "
+                                       "(--max-request-bytes)")
+        return await call_next(request)
 
     if state.args.api_key:
         expected = f"Bearer {state.args.api_key}".encode()
@@ -44,8 +60,7 @@ def create_app(state: ServerState) -> FastAPI:
         async def check_api_key(request: Request, call_next):
             given = request.headers.get("authorization", "").encode()
             if request.url.path not in OPEN_PATHS and not hmac.compare_digest(given, expected):
-                return JSONResponse({"error": {"message": "missing or wrong API key (Authorization: Bearer ...)",
-                                               "code": 401}}, status_code=401)
+                return error_response(401, "missing or wrong API key (Authorization: Bearer ...)")
             return await call_next(request)
 
     @app.get("/metrics")

@@ -68,7 +68,9 @@ def _sampling(body: dict[str, Any], default_max: int | None, state: ServerState)
                 raise bad_request("response_format.json_schema.schema must be an object")
             raw["json_schema"] = json.dumps(schema)
     try:
-        return SamplingParams.from_dict(raw)
+        params = SamplingParams.from_dict(raw)
+        state.check_limits(params, 1)
+        return params
     except ValueError as e:
         raise bad_request(str(e)) from None
 
@@ -169,7 +171,10 @@ async def completions(request: Request):
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
         prompt = prompt[0]
     if isinstance(prompt, str):
-        prompt_ids = state.frontend.tokenize(prompt)
+        try:
+            prompt_ids = state.frontend.tokenize(prompt)
+        except ValueError as e:
+            raise bad_request(str(e), "prompt") from None
     elif isinstance(prompt, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
         prompt_ids = prompt
     else:
@@ -206,6 +211,11 @@ async def completions(request: Request):
 
 # ------------------------------------------------------------------ chat
 
+# apply_chat_template arguments the server sets itself; `chat_template` would run a client's template.
+RESERVED_TEMPLATE_KWARGS = {"chat_template", "conversation", "tokenize", "add_generation_prompt", "return_dict",
+                            "return_tensors", "tokenizer_kwargs", "continue_final_message", "tools", "documents"}
+
+
 def _chat_prompt(body: dict[str, Any], state: ServerState) -> list[int]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -227,9 +237,23 @@ def _chat_prompt(body: dict[str, Any], state: ServerState) -> list[int]:
         raise bad_request("this model's tokenizer has no chat template; use /v1/completions")
     kwargs = body.get("chat_template_kwargs") or {}
     if not isinstance(kwargs, dict):
-        raise bad_request("chat_template_kwargs must be an object")
-    ids = tokenizer.apply_chat_template(clean, add_generation_prompt=True, tokenize=True, return_dict=True, **kwargs)
-    return list(ids["input_ids"])
+        raise bad_request("chat_template_kwargs must be an object", "chat_template_kwargs")
+    # A template is code: the model's own runs (in transformers' jinja sandbox), a client's is refused
+    # rather than given a time bound, since a sandbox does not stop a template that loops for minutes.
+    reserved = sorted(set(kwargs) & RESERVED_TEMPLATE_KWARGS)
+    if reserved:
+        raise bad_request(f"chat_template_kwargs may not set {', '.join(reserved)}: the server renders the model's "
+                          "own chat template", "chat_template_kwargs")
+    try:
+        rendered = tokenizer.apply_chat_template(clean, add_generation_prompt=True, tokenize=False, **kwargs)
+        state.frontend.check_prompt_text(rendered)
+        # As apply_chat_template(tokenize=True) does: the template already wrote the special tokens.
+        return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    except ValueError as e:
+        raise bad_request(str(e), "messages") from None
+    except Exception as e:  # the template itself refused the conversation (raise_exception, a type error)
+        raise bad_request(f"the chat template could not render these messages: {type(e).__name__}: {e}",
+                          "messages") from None
 
 
 def _chat_logprobs(entries: list, state: ServerState, top: list | None) -> dict[str, Any]:

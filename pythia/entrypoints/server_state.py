@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pythia import __version__
 from pythia.entrypoints.metrics import Metrics
 from pythia.managers.frontend import Frontend
+from pythia.model_executor.sampling_params import SamplingParams
 from pythia.server_args import ServerArgs
 
 if TYPE_CHECKING:
@@ -36,6 +37,19 @@ class ServerState:
 
     def engine_alive(self) -> bool:
         return self.engine is None or self.engine.is_alive()
+
+    def check_limits(self, params: SamplingParams, num_prompts: int) -> None:
+        """ValueError naming the limit a request's parameters exceed (the --max-* flags)."""
+        args = self.args
+        if params.n > args.max_n:
+            raise ValueError(f"n ({params.n}) exceeds the limit of {args.max_n} (--max-n)")
+        stops = len(params.stop) + len(params.stop_regex) + len(params.stop_token_ids)
+        if stops > args.max_stop_sequences:
+            raise ValueError(f"{stops} stop strings, patterns and token ids exceed the limit of "
+                             f"{args.max_stop_sequences} (--max-stop-sequences)")
+        if params.n * num_prompts > args.max_queued_requests:
+            raise ValueError(f"{num_prompts} prompts x n={params.n} exceed the queue limit of "
+                             f"{args.max_queued_requests} requests (--max-queued-requests)")
 
     def args_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self.args)

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
+from pythia.entrypoints.errors import HTTPError, bad_request, output_error, read_json_object
 from pythia.entrypoints.generation import ResultBuilder, run_many, run_to_completion, sse
 from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.workflow_meta import parse_workflow
@@ -38,19 +38,23 @@ def parse_generate(body: dict[str, Any], headers: Any, state: ServerState) -> tu
     if text is not None:
         batched = isinstance(text, list)
         texts = text if batched else [text]
-        if not all(isinstance(t, str) for t in texts):
-            raise bad_request("text must be a string or a list of strings")
-        prompts = [state.frontend.tokenize(t) for t in texts]
+        if not texts or not all(isinstance(t, str) for t in texts):
+            raise bad_request("text must be a string or a non-empty list of strings", "text")
+        try:
+            prompts = [state.frontend.tokenize(t) for t in texts]
+        except ValueError as e:
+            raise bad_request(str(e), "text") from None
     else:
         batched = isinstance(input_ids, list) and bool(input_ids) and isinstance(input_ids[0], list)
         prompts = input_ids if batched else [input_ids]
-        if not all(isinstance(p, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in p)
+        if not prompts or not all(isinstance(p, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in p)
                    for p in prompts):
             raise bad_request("input_ids must be a list of token ids or a list of such lists")
     try:
         params = SamplingParams.from_dict(body.get("sampling_params"))
+        state.check_limits(params, len(prompts))
     except ValueError as e:
-        raise bad_request(str(e)) from None
+        raise bad_request(str(e), "sampling_params") from None
     return_logprob = body.get("return_logprob", False)
     if not isinstance(return_logprob, bool):
         raise bad_request("return_logprob must be true or false")
@@ -116,7 +120,7 @@ async def generate(request: Request):
         first = await outputs.__anext__()
         if first.error is not None:  # rejected before anything was streamed: a plain error response
             await outputs.aclose()
-            raise HTTPError(first.error_status, first.error)
+            raise output_error(first.error_status, first.error)
         return StreamingResponse(stream_generate(req, state, first, outputs), media_type="text/event-stream")
     results = await run_many(requests, state)
     responses = [r.response() for r in results]

@@ -30,10 +30,16 @@ class EngineDied(RuntimeError):
 
 
 class Frontend:
-    def __init__(self, tokenizer: Any, info: dict[str, Any], requests_addr: str, outputs_addr: str) -> None:
+    def __init__(self, tokenizer: Any, info: dict[str, Any], requests_addr: str, outputs_addr: str,
+                 max_queued_requests: int = 512) -> None:
         self.tokenizer = tokenizer
         self.info = info
         self.limits = RequestLimits.from_info(info)
+        self.max_queued_requests = max_queued_requests
+        # A text of C characters is at least C / (longest token's length) tokens: past this many
+        # characters a prompt cannot fit the context, so it is refused before tokenizing it.
+        longest_token = max((len(t) for t in tokenizer.get_vocab()), default=1)
+        self.max_prompt_chars = max(1, longest_token) * self.limits.context_length
         self.ctx = zmq.asyncio.Context()
         self.to_engine = self.ctx.socket(zmq.PUSH)
         self.to_engine.bind(requests_addr)
@@ -83,8 +89,21 @@ class Frontend:
                     queue.put_nowait(out)
 
     def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text`; ValueError as check_prompt_text says."""
+        self.check_prompt_text(text)
         # Special-token strings in the text (e.g. "<|im_start|>") map to their ids, as in SGLang.
         return self.tokenizer.encode(text)
+
+    def check_prompt_text(self, text: str) -> None:
+        """ValueError for a text too long to fit the context or that is not valid Unicode (a lone
+        surrogate, which JSON can carry)."""
+        if len(text) > self.max_prompt_chars:
+            raise ValueError(f"the prompt has {len(text)} characters, more than any prompt that fits the context "
+                             f"length of {self.limits.context_length} tokens ({self.max_prompt_chars} characters)")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"the prompt is not valid Unicode: {e.reason} at character {e.start}") from None
 
     def new_rid(self) -> str:
         return uuid.uuid4().hex
@@ -100,6 +119,10 @@ class Frontend:
             validate_request(req, self.limits)
         except ValueError as e:
             yield GenerateOutput.failure(req, str(e))
+            return
+        if len(self.queues) >= self.max_queued_requests:  # the server's state, not the request's fault
+            yield GenerateOutput.failure(req, f"the server has {len(self.queues)} requests in flight, its limit "
+                                              "(--max-queued-requests); retry later", 503)
             return
         queue: asyncio.Queue[GenerateOutput] = asyncio.Queue()
         self.queues[req.rid] = queue

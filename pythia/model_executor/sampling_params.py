@@ -39,6 +39,8 @@ class SamplingParams:
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> SamplingParams:
         """Builds and validates; raises ValueError naming the offending field."""
+        if raw is not None and not isinstance(raw, dict):
+            raise ValueError(f"sampling_params must be a JSON object, got {type(raw).__name__}")
         raw = dict(raw or {})
         known = {f.name for f in fields(cls)}
         # Accepted for compatibility and deliberately ignored: they change nothing here.

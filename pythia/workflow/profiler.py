@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pythia.workflow.registry import Topology
+from pythia.workflow.registry import MAX_AGENTS_PER_TYPE, Topology
 
 START, END = "<start>", "<end>"
 SAMPLES_KEPT = 1024  # per statistic: recent history, so the profile follows drift
@@ -232,6 +232,16 @@ class WorkflowProfiler:
         job.ended = job.ended or ended
         if not job.ended and job.last_agent != START:
             census[(job.last_agent, job.running > 0)] += 1
+
+    def check_call(self, wf_type: str | None, job_id: str | None, agent: str | None) -> None:
+        """Raises ValueError when a call would give its type more than MAX_AGENTS_PER_TYPE agents."""
+        if job_id is None:
+            return
+        profile = self.types.get(wf_type or "untyped")
+        if profile is not None and (agent or "unnamed") not in profile.agents \
+                and len(profile.agents) >= MAX_AGENTS_PER_TYPE:
+            raise ValueError(f"workflow type {wf_type!r} already has {len(profile.agents)} agents; at most "
+                             f"{MAX_AGENTS_PER_TYPE} are served")
 
     def on_request(self, wf_type: str | None, job_id: str | None, agent: str | None, prompt_tokens: int,
                    now: float) -> None:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+# Agents one workflow type may have, registered or learned. The profiler solves its automaton as a
+# dense linear system after every request event (O(agents^3)): 256 agents cost milliseconds, 10,000
+# cost tens of seconds of the engine loop. Real workflows have a handful.
+MAX_AGENTS_PER_TYPE = 256
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ def parse_topology(raw: Any) -> Topology:
     if not wf_type:
         raise ValueError("topology.type is required")
     agents_raw = _field(raw, "agents", list, "topology", [])
+    if len(agents_raw) > MAX_AGENTS_PER_TYPE:
+        raise ValueError(f"topology.agents has {len(agents_raw)} agents; at most {MAX_AGENTS_PER_TYPE} are served")
     agents: list[AgentSpec] = []
     for i, a in enumerate(agents_raw):
         where = f"agents[{i}]"
@@ -63,7 +72,8 @@ def parse_topology(raw: Any) -> Topology:
         agents.append(AgentSpec(a["name"], _field(a, "system_prompt", str, where, ""), output_tokens,
                                 bool(_field(a, "long_context", bool, where, False)), tuple(tools)))
     names = [a.name for a in agents]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    known = set(names)  # membership per edge end: a list would make a long topology quadratic
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise ValueError(f"duplicate agent name(s): {', '.join(duplicates)}")
     edges: list[EdgeSpec] = []
@@ -75,7 +85,7 @@ def parse_topology(raw: Any) -> Topology:
         for end, value in (("from", src), ("to", dst)):
             if value is None:
                 raise ValueError(f"{where}.{end} is required")
-            if value not in names:
+            if value not in known:
                 raise ValueError(f"{where}.{end} names unknown agent {value!r}")
         repeats = _field(e, "max_repeats", int, where)
         if repeats is not None and repeats < 1:
@@ -88,28 +98,27 @@ def parse_topology(raw: Any) -> Topology:
 
 
 def _unbounded_cycle(names: list[str], edges: list[EdgeSpec]) -> list[str] | None:
-    """A cycle made only of edges without max_repeats, if any (depth-first search)."""
-    graph = {n: [e.dst for e in edges if e.src == n and e.max_repeats is None] for n in names}
+    """A cycle made only of edges without max_repeats, if any. Depth-first with an explicit stack,
+    so that a long chain of agents is no recursion limit; O(agents + edges)."""
+    graph: dict[str, list[str]] = {n: [] for n in names}
+    for e in edges:
+        if e.max_repeats is None:
+            graph[e.src].append(e.dst)
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in graph[node]:
-            if state.get(nxt) == 1:
+    for root in names:
+        if root in state:
+            continue
+        state[root] = 1
+        path, stack = [root], [iter(graph[root])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
                 return path[path.index(nxt):] + [nxt]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for n in names:
-        if n not in state:
-            found = visit(n)
-            if found:
-                return found
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(graph[nxt]))
     return None

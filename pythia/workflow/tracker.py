@@ -38,7 +38,9 @@ class WorkflowTracker:
 
     def on_arrival(self, wf: WorkflowMeta) -> tuple[_core.WorkflowTags, _core.RequestHints]:
         """The core's tags and hints for a new request. Interns its names: follow with on_queued
-        once the core has taken the request, or on_rejected when it has not."""
+        once the core has taken the request, or on_rejected when it has not. ValueError (nothing
+        interned) for a call this server will not track (too many agents in its type)."""
+        self.profiler.check_call(wf.type, wf.id, wf.agent)
         hints = _core.RequestHints(predicted_output_tokens=self.feed.predicted_output_tokens(wf.type, wf.agent),
                                    opens_job=self.profiler.opens_job(wf.id))
         tags = _core.WorkflowTags(type=self.tags.intern("type", wf.type), job=self.tags.intern("job", wf.id),
