@@ -12,9 +12,14 @@ import json
 import time
 from typing import Any
 
+from fastapi import Request
+
 from pythia.entrypoints.errors import output_error
 from pythia.entrypoints.server_state import ServerState
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
+
+
+DISCONNECT_POLL_S = 0.25  # how often a non-streaming request checks that its client is still there
 
 
 class ResultBuilder:
@@ -83,20 +88,40 @@ class ResultBuilder:
 
 async def run_to_completion(req: GenerateRequest, state: ServerState) -> ResultBuilder:
     builder = ResultBuilder(req, state)
-    async for out in state.frontend.generate(req):
-        builder.add(out)
+    try:
+        async for out in state.frontend.generate(req):
+            builder.add(out)
+    except asyncio.CancelledError:  # its client went away: the frontend aborted it
+        state.metrics.requests.labels(finish_reason="abort").inc()
+        raise
     state.metrics.observe(builder)
     return builder
 
 
-async def run_many(requests: list[GenerateRequest], state: ServerState) -> list[ResultBuilder]:
+async def run_many(requests: list[GenerateRequest], state: ServerState,
+                   http_request: Request | None = None) -> list[ResultBuilder]:
+    """Runs the requests to completion. With `http_request`, a client that disconnects before the
+    answer cancels them, so that a non-streaming request does not run on for nobody."""
     tasks = [asyncio.ensure_future(run_to_completion(r, state)) for r in requests]
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(http_request, tasks)) if http_request else None
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
         for t in tasks:
             t.cancel()
         raise
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _cancel_on_disconnect(http_request: Request, tasks: list[asyncio.Future]) -> None:
+    while not all(t.done() for t in tasks):
+        if await http_request.is_disconnected():
+            for t in tasks:
+                t.cancel()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
 
 
 def sse(obj: Any) -> bytes:

@@ -19,6 +19,25 @@ from pythia.managers.frontend import EngineDied
 OPEN_PATHS = {"/health"}
 
 
+class BodySizeLimit:
+    """413 for a body whose declared length is over the limit, before it is read (read_json_object
+    checks bodies sent without one). Plain ASGI rather than @app.middleware: that wrapper hides
+    the client's disconnect from the routes, which abort orphaned requests on it."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_bytes:
+                response = error_response(413, f"the request body has {int(length)} bytes, more than the limit of "
+                                               f"{self.max_bytes} (--max-request-bytes)")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(title="Pythia", version=state.version)
     app.state.pythia = state
@@ -41,17 +60,7 @@ def create_app(state: ServerState) -> FastAPI:
     async def engine_died(_: Request, exc: EngineDied) -> JSONResponse:
         return error_response(503, str(exc))
 
-    max_bytes = state.args.max_request_bytes
-
-    @app.middleware("http")
-    async def limit_body_size(request: Request, call_next):
-        # Refused on the declared length, before the body is read. read_json_object checks the
-        # length of bodies sent without one (chunked).
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_bytes:
-            return error_response(413, f"the request body has {length} bytes, more than the limit of {max_bytes} "
-                                       "(--max-request-bytes)")
-        return await call_next(request)
+    app.add_middleware(BodySizeLimit, max_bytes=state.args.max_request_bytes)
 
     if state.args.api_key:
         expected = f"Bearer {state.args.api_key}".encode()

@@ -200,7 +200,7 @@ async def completions(request: Request):
 
     if reqs[0].stream:
         return StreamingResponse(_stream(reqs, state, chunk, _include_usage(body)), media_type="text/event-stream")
-    results = await run_many(reqs, state)
+    results = await run_many(reqs, state, request)
     choices = [{"index": i, "text": r.out.text, "finish_reason": _finish(r.out),
                 "logprobs": (_completion_logprobs(r.logprobs["output_token_logprobs"], state)
                              if logprobs is not None else None)}
@@ -303,7 +303,7 @@ async def chat_completions(request: Request):
 
     if reqs[0].stream:
         return StreamingResponse(_stream(reqs, state, chunk, _include_usage(body)), media_type="text/event-stream")
-    results = await run_many(reqs, state)
+    results = await run_many(reqs, state, request)
     choices = []
     for i, r in enumerate(results):
         lp = (_chat_logprobs(r.logprobs["output_token_logprobs"], state, r.logprobs.get("output_top_logprobs"))

@@ -122,7 +122,7 @@ async def generate(request: Request):
             await outputs.aclose()
             raise output_error(first.error_status, first.error)
         return StreamingResponse(stream_generate(req, state, first, outputs), media_type="text/event-stream")
-    results = await run_many(requests, state)
+    results = await run_many(requests, state, request)
     responses = [r.response() for r in results]
     return JSONResponse(responses if batched else responses[0])
 

@@ -1,0 +1,35 @@
+"""A non-streaming request whose client goes away is aborted, on the SGLang and the OpenAI routes,
+and counted as finished by abort; the server keeps serving and no page leaks."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import requests
+
+
+def finished_by_abort(server) -> float:
+    text = server.get("/metrics").text
+    match = re.search(r'^pythia_requests_finished_total\{finish_reason="abort"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/generate", {"text": "Tell me a very long story.", "sampling_params": {"max_new_tokens": 400, "ignore_eos": True}}),
+    ("/v1/completions", {"prompt": "Tell me a very long story.", "max_tokens": 400, "ignore_eos": True}),
+])
+def test_a_non_streaming_request_is_aborted_when_its_client_goes_away(server, path, body):
+    if path.startswith("/v1"):
+        body = {**body, "model": server.get("/v1/models").json()["data"][0]["id"]}
+    aborted = finished_by_abort(server)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(server.url + path, json=body, timeout=2)  # SmolLM2 on 2 cores: 400 tokens take ~40 s
+    deadline = time.time() + 15
+    while server.stats()["num_running"] and time.time() < deadline:
+        time.sleep(0.2)
+    assert server.stats()["num_running"] == 0, "the orphaned request still runs"
+    assert finished_by_abort(server) == aborted + 1
+    assert server.post("/generate", json={"text": "Hi", "sampling_params": {"max_new_tokens": 1}}).status_code == 200
+    server.assert_no_leaks()
