@@ -33,3 +33,23 @@ def test_a_non_streaming_request_is_aborted_when_its_client_goes_away(server, pa
     assert finished_by_abort(server) == aborted + 1
     assert server.post("/generate", json={"text": "Hi", "sampling_params": {"max_new_tokens": 1}}).status_code == 200
     server.assert_no_leaks()
+
+
+def test_an_openai_request_is_abortable_by_its_rid(server):
+    import threading
+
+    body = {"model": server.get("/v1/models").json()["data"][0]["id"], "prompt": "Tell me a very long story.",
+            "max_tokens": 400, "ignore_eos": True, "rid": "openai-abort-me"}
+    reply: dict = {}
+    worker = threading.Thread(target=lambda: reply.setdefault("r", server.post("/v1/completions", json=body)))
+    worker.start()
+    deadline = time.time() + 30
+    while not server.stats()["num_running"] and time.time() < deadline:
+        time.sleep(0.1)
+    assert server.post("/abort_request", json={"rid": "openai-abort-me"}).status_code == 200
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the aborted request did not end"
+    r = reply["r"]
+    assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] == "abort", r.text
+    assert r.json()["usage"]["completion_tokens"] < 400
+    server.assert_no_leaks()

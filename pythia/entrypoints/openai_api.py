@@ -83,10 +83,17 @@ def _requests(prompt_ids: list[int], params: SamplingParams, body: dict[str, Any
     if not isinstance(stream, bool):
         raise bad_request("stream must be true or false")
     workflow = parse_workflow(body, request.headers)
-    base = state.frontend.new_rid()
-    return [GenerateRequest(rid=f"{base}-{k}", input_ids=prompt_ids, params=params, stream=stream,
+    rid = body.get("rid")  # SGLang's extension: the id /abort_request takes (n > 1: rid-0, rid-1, ...)
+    if rid is not None and (not isinstance(rid, str) or not rid):
+        raise bad_request("rid must be a non-empty string", "rid")
+    if rid is not None:
+        rids = [rid] if params.n == 1 else [f"{rid}-{k}" for k in range(params.n)]
+    else:
+        base = state.frontend.new_rid()
+        rids = [f"{base}-{k}" for k in range(params.n)]
+    return [GenerateRequest(rid=this_rid, input_ids=prompt_ids, params=params, stream=stream,
                             return_logprob=logprobs, top_logprobs_num=top, workflow=workflow)
-            for k in range(params.n)]
+            for this_rid in rids]
 
 
 def _usage(results: list[ResultBuilder]) -> dict[str, Any]:
