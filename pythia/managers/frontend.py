@@ -139,9 +139,12 @@ class Frontend:
                 await self.abort(req.rid)
 
     async def abort(self, rid: str) -> None:
-        await self.to_engine.send_pyobj(AbortRequest(rid))
+        if self.engine_alive:  # a dead engine holds nothing, and a send to it would wait for a peer
+            await self.to_engine.send_pyobj(AbortRequest(rid))
 
     async def control(self, kind: str, payload: dict[str, Any] | None = None, timeout: float = 60.0) -> ControlReply:
+        if not self.engine_alive:  # answered now: a scraper must not pile up on a dead engine
+            raise EngineDied("the engine process died")
         token = next(self.control_tokens)
         waiter: asyncio.Future[ControlReply] = asyncio.get_running_loop().create_future()
         self.control_waiters[token] = waiter

@@ -1,0 +1,35 @@
+"""Once the engine process is gone, every route answers within a second (503, or a plain answer
+for what needs no engine), instead of waiting for a reply that never comes."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import requests
+
+from pythia.testing.live_server import LiveServer
+
+
+def test_every_route_answers_within_a_second_after_the_engine_dies(tmp_path):
+    from pythia.models.tiny_model import tiny_model_path
+
+    live = LiveServer("--model-path", str(tiny_model_path()), log_path=tmp_path / "server.log")
+    try:
+        engines = [p for p in psutil.Process(live.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        engines[0].kill()
+        engines[0].wait(10)
+        time.sleep(1)  # the front's watchdog polls every 0.5 s
+        calls = [("get", "/server_info", None), ("get", "/metrics", None), ("get", "/check_integrity", None),
+                 ("post", "/flush_cache", None), ("post", "/abort_request", {"rid": "x"}),
+                 ("get", "/v1/workflows", None), ("get", "/health", None),
+                 ("post", "/generate", {"text": "hi", "sampling_params": {"max_new_tokens": 1}})]
+        for method, path, body in calls:
+            start = time.monotonic()
+            r = requests.request(method, live.url + path, json=body, timeout=5)
+            assert time.monotonic() - start < 1.0, f"{path} took {time.monotonic() - start:.1f} s"
+            assert r.status_code in (200, 503), (path, r.status_code, r.text)
+            if r.status_code == 503 and path != "/health":
+                assert "engine process died" in r.json()["error"]["message"], (path, r.text)
+    finally:
+        live.stop()
