@@ -92,3 +92,13 @@ def test_workflow_metadata_in_extra_body_reaches_the_engine(client, server):
     client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=2,
                                    extra_body={"workflow": {"type": "qa", "id": "job-openai-1", "agent": "asker"}})
     assert server.stats()["workflow_jobs_seen"] == before + 1
+
+
+def test_a_model_is_retrieved_by_id(server):
+    import openai
+
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    name = client.models.list().data[0].id
+    assert client.models.retrieve(name).id == name
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")

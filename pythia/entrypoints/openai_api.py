@@ -38,9 +38,19 @@ _OTHER_FIELDS = {"model", "stream", "stream_options", "user", "workflow", "logpr
 
 @router.get("/models")
 async def models(request: Request):
+    return {"object": "list", "data": [_model_card(state_of(request))]}
+
+
+@router.get("/models/{model_id:path}")
+async def model(model_id: str, request: Request):
     state = state_of(request)
-    return {"object": "list", "data": [{"id": state.model_name, "object": "model", "created": int(time.time()),
-                                        "owned_by": "pythia", "max_model_len": state.info["context_length"]}]}
+    _check_model({"model": model_id}, state)
+    return _model_card(state)
+
+
+def _model_card(state: ServerState) -> dict[str, Any]:
+    return {"id": state.model_name, "object": "model", "created": int(time.time()), "owned_by": "pythia",
+            "max_model_len": state.info["context_length"]}
 
 
 def _check_model(body: dict[str, Any], state: ServerState) -> None:
