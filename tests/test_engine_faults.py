@@ -56,6 +56,7 @@ sampling_dicts = st.fixed_dictionaries({}, optional={
     "frequency_penalty": extreme_floats, "presence_penalty": extreme_floats, "repetition_penalty": extreme_floats,
     "stop_token_ids": st.lists(st.one_of(st.integers(0, 300), extreme_ints), max_size=4),
     "seed": extreme_ints, "n": extreme_ints, "ignore_eos": st.booleans(),
+    "logit_bias": st.dictionaries(st.one_of(st.integers(-5, 300), extreme_ints), extreme_floats, max_size=3),
 })
 prompts = st.lists(st.one_of(st.integers(0, 255), extreme_ints), min_size=0, max_size=40)
 
@@ -76,7 +77,8 @@ def test_every_extreme_input_is_refused_by_name_or_served(engine, raw, prompt):
     out = final["bad"]
     if out.error is not None:
         assert out.error_status == 400, f"failed inside the engine: {out.error}"
-        assert any(word in out.error for word in ("input_ids", "prompt", "stop_token_ids", "max_new_tokens")), out.error
+        assert any(word in out.error for word in ("input_ids", "prompt", "stop_token_ids", "max_new_tokens",
+                                                  "logit_bias")), out.error
     else:
         assert out.completion_tokens <= params.max_new_tokens
     assert final["good"].error is None and final["good"].completion_tokens == 4
@@ -131,3 +133,17 @@ def test_a_failed_forward_pass_ends_its_batch_and_caches_nothing_it_computed(eng
     final = run(engine, again)
     assert final["again"].error is None
     assert final["again"].cached_tokens == 0, "the failed step's KV must not be served from the cache"
+
+
+def test_logit_bias_is_applied(engine):
+    plain = run(engine, GenerateRequest(rid="plain", input_ids=list(range(10, 30)), params=SamplingParams(
+        max_new_tokens=4, temperature=0, ignore_eos=True)))["plain"]
+    token = 77 if 77 not in plain.new_token_ids else 78
+    biased = run(engine, GenerateRequest(rid="biased", input_ids=list(range(10, 30)), params=SamplingParams.from_dict(
+        {"max_new_tokens": 4, "temperature": 0, "ignore_eos": True, "logit_bias": {str(token): 100}})))["biased"]
+    assert biased.error is None and biased.new_token_ids == [token] * 4
+    with pytest.raises(ValueError, match="logit_bias values"):
+        SamplingParams.from_dict({"logit_bias": {"5": 1000}})
+    out = run(engine, GenerateRequest(rid="far", input_ids=[5, 6], params=SamplingParams.from_dict(
+        {"logit_bias": {"999999": 1}})))["far"]
+    assert out.error_status == 400 and "logit_bias keys must be token ids" in out.error

@@ -28,11 +28,11 @@ _SAMPLING_FIELDS = {
     "repetition_penalty": "repetition_penalty", "stop": "stop", "stop_token_ids": "stop_token_ids",
     "seed": "seed", "n": "n", "ignore_eos": "ignore_eos", "regex": "regex", "json_schema": "json_schema",
     "ebnf": "ebnf", "min_tokens": "min_new_tokens", "skip_special_tokens": "skip_special_tokens",
-    "no_stop_trim": "no_stop_trim",
+    "no_stop_trim": "no_stop_trim", "logit_bias": "logit_bias",
 }
 _OTHER_FIELDS = {"model", "stream", "stream_options", "user", "workflow", "logprobs", "top_logprobs",
                  "max_tokens", "max_completion_tokens", "prompt", "messages", "echo", "response_format",
-                 "logit_bias", "suffix", "best_of", "tools", "tool_choice", "parallel_tool_calls", "metadata",
+                 "suffix", "best_of", "tools", "tool_choice", "parallel_tool_calls", "metadata",
                  "store", "service_tier", "chat_template_kwargs", "rid"}
 
 

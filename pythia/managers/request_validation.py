@@ -36,6 +36,8 @@ def validate_request(req: GenerateRequest, limits: RequestLimits) -> None:
         raise ValueError(f"input_ids must be token ids in [0, {vocab})")
     if params.stop_token_ids and (min(params.stop_token_ids) < 0 or max(params.stop_token_ids) >= vocab):
         raise ValueError(f"stop_token_ids must be token ids in [0, {vocab})")
+    if params.logit_bias and (min(params.logit_bias) < 0 or max(params.logit_bias) >= vocab):
+        raise ValueError(f"logit_bias keys must be token ids in [0, {vocab})")
     if n + params.max_new_tokens > limits.context_length:
         raise ValueError(f"prompt ({n} tokens) plus max_new_tokens ({params.max_new_tokens}) exceeds the "
                          f"context length of {limits.context_length} tokens")

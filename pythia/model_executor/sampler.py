@@ -40,6 +40,10 @@ def sample(logits: torch.Tensor, rows: list[SampleRow]) -> torch.Tensor:
     for i, row in enumerate(rows):
         if row.params.has_penalties:
             apply_penalties(logits[i], row)
+        if row.params.logit_bias:
+            ids = torch.tensor(list(row.params.logit_bias), device=logits.device)
+            logits[i, ids] += torch.tensor(list(row.params.logit_bias.values()), dtype=logits.dtype,
+                                           device=logits.device)
         banned = [t for t in row.banned_ids if 0 <= t < vocab]  # ids past the vocabulary cannot come anyway
         if banned:
             logits[i, banned] = float("-inf")

@@ -35,6 +35,8 @@ class SamplingParams:
     regex: str | None = None
     json_schema: str | None = None
     ebnf: str | None = None
+    # Added to the logits of these token ids before sampling (OpenAI's and SGLang's logit_bias).
+    logit_bias: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> SamplingParams:
@@ -44,7 +46,7 @@ class SamplingParams:
         raw = dict(raw or {})
         known = {f.name for f in fields(cls)}
         # Accepted for compatibility and deliberately ignored: they change nothing here.
-        for ignored in ("dtype", "stream_interval", "custom_params", "logit_bias", "sampling_seed"):
+        for ignored in ("dtype", "stream_interval", "custom_params", "sampling_seed"):
             raw.pop(ignored, None)
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -127,6 +129,8 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
             raise ValueError(f"stop_token_ids must be a list of integers, got {value!r}")
         return value
+    if name == "logit_bias":
+        return _logit_bias(value)
     if name == "json_schema" and isinstance(value, dict):
         import json
 
@@ -134,3 +138,20 @@ def _coerce(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {value!r}")
     return value
+
+
+def _logit_bias(value: Any) -> dict[int, float]:
+    """{token id (an int, or its decimal string as JSON keys are): bias in [-100, 100]}; the ids are
+    checked against the vocabulary with the request (request_validation)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"logit_bias must be an object mapping token ids to biases, got {value!r}")
+    out: dict[int, float] = {}
+    for key, bias in value.items():
+        try:
+            token = int(key)
+        except (TypeError, ValueError):
+            raise ValueError(f"logit_bias keys must be token ids, got {key!r}") from None
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -100 <= bias <= 100:
+            raise ValueError(f"logit_bias values must be numbers in [-100, 100], got {bias!r} for token {key}")
+        out[token] = float(bias)
+    return out
