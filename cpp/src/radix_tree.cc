@@ -59,9 +59,23 @@ RadixTree::~RadixTree() {
 
 uint64_t RadixTree::page_key(const int32_t* page_tokens) const {
   if (page_size_ == 1) return static_cast<uint32_t>(page_tokens[0]);
-  uint64_t h = mix64(static_cast<uint64_t>(page_size_));
-  for (int32_t i = 0; i < page_size_; ++i) h = mix64(h ^ static_cast<uint32_t>(page_tokens[i]));
-  return h;
+  // Four independent chains over tokens i, i + 4, ... folded at the end: the
+  // same mixing per token as a single chain at a quarter of its serial
+  // latency (every lookup computes this key before anything else).
+  const auto token = [page_tokens](int32_t i) { return static_cast<uint32_t>(page_tokens[i]); };
+  const uint64_t seed = mix64(static_cast<uint64_t>(page_size_));
+  uint64_t a = seed, b = seed ^ 0x9e3779b97f4a7c15ULL, c = seed ^ 0x3c6ef372fe94f82aULL,
+           d = seed ^ 0xdaa66d2c7ddf743fULL;
+  int32_t i = 0;
+  for (; i + 4 <= page_size_; i += 4) {
+    a = mix64(a ^ token(i));
+    b = mix64(b ^ token(i + 1));
+    c = mix64(c ^ token(i + 2));
+    d = mix64(d ^ token(i + 3));
+  }
+  for (; i < page_size_; ++i) a = mix64(a ^ token(i));
+  const auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
+  return mix64(a ^ rotl(b, 16) ^ rotl(c, 32) ^ rotl(d, 48));
 }
 
 bool RadixTree::same_page(const int32_t* a, const int32_t* b) const {
