@@ -147,3 +147,22 @@ def test_prefix_tree_match_insert_evict():
     assert tree.evictable_pages == 6
     assert tree.evict(1).tolist() == [12, 13]  # a's tail is the least recently used leaf
     tree.check_integrity()
+
+
+def test_prefix_tree_reads_int32_arrays_in_place_and_converts_anything_else():
+    tree = _core.PrefixTree(page_size=2)
+    assert tree.insert([0, 1, 2, 3], [5, 6]) == 0  # lists are converted
+    assert tree.match_prefix(np.arange(4, dtype=np.int64)).tolist() == [5, 6]  # other dtypes too
+    assert tree.match_prefix(np.arange(8, dtype=np.int32)[::2]).tolist() == []  # a strided view: 0, 2, ...
+    big_endian = np.arange(4, dtype=">i4")
+    assert tree.peek_prefix_pages(big_endian) == 2
+    matched = tree.match_prefix(np.arange(4, dtype=np.int32))
+    assert matched.dtype == np.int32 and matched.flags["C_CONTIGUOUS"] and matched.tolist() == [5, 6]
+    with pytest.raises(ValueError, match="1-D"):
+        tree.match_prefix(np.zeros((2, 2), np.int32))
+    with pytest.raises(TypeError):
+        tree.match_prefix("abc")
+    with pytest.raises(ValueError, match="pages need"):
+        tree.insert(np.arange(2, dtype=np.int32), np.arange(3, dtype=np.int32))
+    assert tree.evict(5).tolist() == [5, 6]
+    tree.check_integrity()

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,6 +31,40 @@ void require_1d(const py::array& a, const char* name) {
                                 std::to_string(a.ndim()) + " dimensions");
   }
 }
+
+/// `obj` as a 1-D int32 array: `obj` itself when it already is a C-contiguous
+/// int32 numpy array, else a converted copy (lists, other dtypes), as
+/// Int32Array's forcecast would make. (Int32Array as a parameter type always
+/// goes through PyArray_FromAny, which costs more than a match on a warm tree.)
+Int32Array int32_array(const py::object& obj, const char* name) {
+  Int32Array arr = Int32Array::check_(obj) ? py::reinterpret_borrow<Int32Array>(obj) : Int32Array::ensure(obj);
+  if (!arr) throw py::type_error(std::string(name) + " must be convertible to an int32 array");
+  require_1d(arr, name);
+  return arr;
+}
+
+/// Page ids as a new array, made as an Int32Array from the start: to_numpy's
+/// py::array_t<int32_t> would be converted to Int32Array, through
+/// PyArray_FromAny, on the way out.
+Int32Array pages_to_numpy(const std::vector<int32_t>& pages) {
+  Int32Array out(static_cast<py::ssize_t>(pages.size()));
+  if (!pages.empty()) std::memcpy(out.mutable_data(), pages.data(), pages.size() * sizeof(int32_t));
+  return out;
+}
+
+/// Releases the GIL for the tree's work only when `num_tokens` makes it long:
+/// a match or insert takes microseconds, less than handing the GIL to another
+/// thread and taking it back (which can also wait out that thread's turn).
+class ReleaseGilIfLong {
+ public:
+  explicit ReleaseGilIfLong(py::ssize_t num_tokens) {
+    if (num_tokens >= kLongTokens) release_.emplace();
+  }
+
+ private:
+  static constexpr py::ssize_t kLongTokens = 1 << 16;
+  std::optional<py::gil_scoped_release> release_;
+};
 
 }  // namespace
 
@@ -85,31 +120,31 @@ py::array step_plan_samples(py::object plan) {
   return step_plan_view(plan, plan.cast<const StepPlan&>().samples, py::dtype("bool"));
 }
 
-Int32Array PrefixTree::match_prefix(const Int32Array& tokens) {
-  require_1d(tokens, "tokens");
+Int32Array PrefixTree::match_prefix(const py::object& tokens_obj) {
+  const Int32Array tokens = int32_array(tokens_obj, "tokens");
   MatchResult match;
   {
-    py::gil_scoped_release release;
+    ReleaseGilIfLong release(tokens.size());
     match = tree_.match_prefix(tokens.data(), static_cast<size_t>(tokens.size()));
   }
-  return to_numpy(std::move(match.device_pages));
+  return pages_to_numpy(match.device_pages);
 }
 
-int32_t PrefixTree::peek_prefix_pages(const Int32Array& tokens) const {
-  require_1d(tokens, "tokens");
+int32_t PrefixTree::peek_prefix_pages(const py::object& tokens_obj) const {
+  const Int32Array tokens = int32_array(tokens_obj, "tokens");
   return tree_.peek_prefix_pages(tokens.data(), static_cast<size_t>(tokens.size()));
 }
 
-int32_t PrefixTree::insert(const Int32Array& tokens, const Int32Array& pages) {
-  require_1d(tokens, "tokens");
-  require_1d(pages, "pages");
+int32_t PrefixTree::insert(const py::object& tokens_obj, const py::object& pages_obj) {
+  const Int32Array tokens = int32_array(tokens_obj, "tokens");
+  const Int32Array pages = int32_array(pages_obj, "pages");
   const py::ssize_t num_pages = pages.size();
   if (num_pages * tree_.page_size() > tokens.size()) {
     throw std::invalid_argument("insert: " + std::to_string(num_pages) + " pages need " +
                                 std::to_string(num_pages * tree_.page_size()) + " tokens, got " +
                                 std::to_string(tokens.size()));
   }
-  py::gil_scoped_release release;
+  ReleaseGilIfLong release(tokens.size());
   return tree_.insert(tokens.data(), static_cast<int32_t>(num_pages), pages.data(), WorkflowTags{})
       .num_present;
 }
@@ -117,7 +152,7 @@ int32_t PrefixTree::insert(const Int32Array& tokens, const Int32Array& pages) {
 Int32Array PrefixTree::evict(int32_t num_pages) {
   std::vector<int32_t> out;
   tree_.evict(num_pages, out);
-  return to_numpy(std::move(out));
+  return pages_to_numpy(out);
 }
 
 Int32Array PrefixTree::match_insert_many(const Int32Array& tokens, const Int64Array& offsets,
@@ -157,7 +192,7 @@ Int32Array PrefixTree::match_insert_many(const Int32Array& tokens, const Int64Ar
       }
     }
   }
-  return to_numpy(std::move(matched));
+  return pages_to_numpy(matched);
 }
 
 }  // namespace pythia::python

@@ -75,9 +75,11 @@ auto step_plan_property(std::vector<T> StepPlan::*member, bool pairs = false) {
 class PrefixTree {
  public:
   explicit PrefixTree(int32_t page_size) : tree_(page_size, lru_) {}
-  Int32Array match_prefix(const Int32Array& tokens);
-  int32_t peek_prefix_pages(const Int32Array& tokens) const;
-  int32_t insert(const Int32Array& tokens, const Int32Array& pages);
+  // Sequences are taken as py::object and read in place when they already are
+  // int32 arrays (python_methods.cc, int32_array): cheaper than Int32Array's caster.
+  Int32Array match_prefix(const py::object& tokens);
+  int32_t peek_prefix_pages(const py::object& tokens) const;
+  int32_t insert(const py::object& tokens, const py::object& pages);
   Int32Array evict(int32_t num_pages);
   /// For each sequence i (tokens[offsets[i]:offsets[i+1]], its pages from
   /// `pages` in order): match, insert, then evict down to `capacity_pages`

@@ -95,7 +95,7 @@ void KVCacheManager::check_integrity(const std::vector<const Request*>& holders)
     for (int32_t page : node.host_pages) count(host_owners, page, "host");
   });
 
-  std::vector<int32_t> path_pages;
+  std::vector<int32_t> path_pages, path_keys;
   for (const Request* req : holders) {
     const std::string who = "cache: request " + std::to_string(req->id);
     if (req->last_node == nullptr) throw std::logic_error(who + " is running without a prefix node");
@@ -109,13 +109,21 @@ void KVCacheManager::check_integrity(const std::vector<const Request*>& holders)
     }
     // Shared pages must be exactly the tree's pages along the locked path.
     path_pages.clear();
+    path_keys.clear();
     for (const RadixNode* n = req->last_node; n != tree_.root(); n = n->parent) {
       ++expected_locks[n];
       path_pages.insert(path_pages.begin(), n->device_pages.begin(), n->device_pages.end());
+      path_keys.insert(path_keys.begin(), n->keys.begin(), n->keys.end());
     }
     if (static_cast<int32_t>(path_pages.size()) != req->num_shared_pages ||
         !std::equal(path_pages.begin(), path_pages.end(), req->pages.begin())) {
       throw std::logic_error(who + "'s shared pages differ from its locked tree path");
+    }
+    // The tree keeps keys, not tokens (hashed, for pages over four tokens):
+    // the request's tokens tell whether its path is keyed by them.
+    if (static_cast<int64_t>(req->tokens.size()) < static_cast<int64_t>(req->num_shared_pages) * page_size_ ||
+        path_keys != tree_.page_keys(req->tokens.data(), req->num_shared_pages)) {
+      throw std::logic_error(who + "'s locked tree path is not keyed by its tokens");
     }
     for (size_t i = req->num_shared_pages; i < req->pages.size(); ++i) {
       count(device_owners, req->pages[i], "device");

@@ -38,10 +38,61 @@ std::string node_name(const RadixNode* node) { return "node " + std::to_string(n
 
 }  // namespace
 
-RadixTree::RadixTree(int32_t page_size, const EvictionPolicy& policy)
-    : page_size_(page_size), policy_(policy), ordered_eviction_(policy.static_priority()) {
-  if (page_size <= 0) throw std::invalid_argument("RadixTree: page_size must be positive");
-}
+/// The keys of a query's pages (see RadixNode::keys). Exact keys are the
+/// tokens themselves, there from the start; hashed keys are computed kBatch
+/// pages at a time as a lookup reaches them, so one that stops early hashes
+/// little more than it compared.
+class RadixTree::QueryKeys {
+ public:
+  /// Keys of all `num_pages` pages, `words` per page, at `keys`.
+  QueryKeys(const int32_t* keys, int32_t words, int32_t num_pages)
+      : keys_(keys), words_(words), end_(num_pages), num_pages_(num_pages) {}
+  /// Keys of the pages of `tokens` as `tree` keys them, computed on demand.
+  QueryKeys(const RadixTree& tree, const int32_t* tokens, int32_t num_pages)
+      : QueryKeys(tokens, tree.key_words_, num_pages) {
+    if (!tree.hashed()) return;
+    hasher_ = &tree.hasher_;
+    tokens_ = tokens;
+    keys_ = batch_;
+    end_ = 0;
+  }
+  QueryKeys(const QueryKeys&) = delete;
+  QueryKeys& operator=(const QueryKeys&) = delete;
+
+  /// Keys of pages [page, end()), at least one page; `page` < num_pages, and
+  /// pages are asked for in nondecreasing order.
+  const int32_t* at(int32_t page) {
+    if (page >= end_) next_batch();
+    return keys_ + static_cast<size_t>(page - begin_) * words_;
+  }
+  int32_t end() const { return end_; }
+
+ private:
+  static constexpr int32_t kBatch = 8;
+  void next_batch() {
+    const PageKey parent = end_ > 0 ? PageHasher::key_at(batch_ + (end_ - 1 - begin_) * words_) : hasher_->root();
+    begin_ = end_;
+    end_ = std::min(num_pages_, begin_ + kBatch);
+    hasher_->chain(parent, tokens_ + static_cast<size_t>(begin_) * hasher_->page_size(), end_ - begin_, batch_);
+  }
+
+  const PageHasher* hasher_ = nullptr;
+  const int32_t* tokens_ = nullptr;
+  const int32_t* keys_;
+  int32_t words_;
+  int32_t begin_ = 0;
+  int32_t end_;
+  int32_t num_pages_;
+  int32_t batch_[kBatch * PageHasher::kKeyWords];
+};
+
+RadixTree::RadixTree(int32_t page_size, const EvictionPolicy& policy, uint64_t hash_seed)
+    : page_size_(page_size > 0 ? page_size
+                               : throw std::invalid_argument("RadixTree: page_size must be positive")),
+      key_words_(page_size > PageHasher::kKeyWords ? PageHasher::kKeyWords : page_size),
+      hasher_(page_size, hash_seed),
+      policy_(policy),
+      ordered_eviction_(policy.static_priority()) {}
 
 RadixTree::~RadixTree() {
   // Tear down iteratively: a deep chain of nodes would otherwise recurse once
@@ -57,37 +108,83 @@ RadixTree::~RadixTree() {
   }
 }
 
-uint64_t RadixTree::page_key(const int32_t* page_tokens) const {
-  if (page_size_ == 1) return static_cast<uint32_t>(page_tokens[0]);
-  uint64_t h = mix64(static_cast<uint64_t>(page_size_));
-  for (int32_t i = 0; i < page_size_; ++i) h = mix64(h ^ static_cast<uint32_t>(page_tokens[i]));
-  return h;
+std::vector<int32_t> RadixTree::page_keys(const int32_t* tokens, int32_t num_pages) const {
+  const size_t n = static_cast<size_t>(std::max(num_pages, 0));
+  if (!hashed()) return std::vector<int32_t>(tokens, tokens + n * page_size_);
+  std::vector<int32_t> keys(n * key_words_);
+  hasher_.chain(hasher_.root(), tokens, static_cast<int32_t>(n), keys.data());
+  return keys;
+}
+
+uint64_t RadixTree::page_key(const int32_t* page_keys) const {
+  if (key_words_ == 1) return static_cast<uint32_t>(page_keys[0]);
+  // Four independent chains over words i, i + 4, ... folded at the end: the
+  // same mixing per word as a single chain at a quarter of its serial
+  // latency (every lookup computes this key before anything else).
+  const auto token = [page_keys](int32_t i) { return static_cast<uint32_t>(page_keys[i]); };
+  const uint64_t seed = mix64(static_cast<uint64_t>(page_size_));
+  uint64_t a = seed, b = seed ^ 0x9e3779b97f4a7c15ULL, c = seed ^ 0x3c6ef372fe94f82aULL,
+           d = seed ^ 0xdaa66d2c7ddf743fULL;
+  int32_t i = 0;
+  for (; i + 4 <= key_words_; i += 4) {
+    a = mix64(a ^ token(i));
+    b = mix64(b ^ token(i + 1));
+    c = mix64(c ^ token(i + 2));
+    d = mix64(d ^ token(i + 3));
+  }
+  for (; i < key_words_; ++i) a = mix64(a ^ token(i));
+  const auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
+  return mix64(a ^ rotl(b, 16) ^ rotl(c, 32) ^ rotl(d, 48));
 }
 
 bool RadixTree::same_page(const int32_t* a, const int32_t* b) const {
-  return std::memcmp(a, b, sizeof(int32_t) * page_size_) == 0;
+  return std::memcmp(a, b, sizeof(int32_t) * key_words_) == 0;
 }
 
-RadixNode* RadixTree::find_child(const RadixNode* node, const int32_t* page_tokens) const {
-  auto it = node->children.find(page_key(page_tokens));
+RadixNode* RadixTree::find_child(const RadixNode* node, const int32_t* page_keys) const {
+  auto it = node->children.find(page_key(page_keys));
   if (it == node->children.end()) return nullptr;
   RadixNode* child = it->second.get();
-  return same_page(child->tokens.data(), page_tokens) ? child : nullptr;
+  return same_page(child->keys.data(), page_keys) ? child : nullptr;
 }
 
-int32_t RadixTree::common_pages(const RadixNode* node, const int32_t* tokens,
-                                int32_t max_pages) const {
-  // memcmp over large blocks first (libc's is vectorized; an early-exit loop
-  // is not), then token by token inside the first differing block.
+int32_t RadixTree::equal_pages(const int32_t* a, const int32_t* b, int32_t n) const {
+  if (hashed()) {
+    // A batch of 16-byte keys at most: compared key by key.
+    constexpr size_t kKeyBytes = PageHasher::kKeyWords * sizeof(int32_t);
+    int32_t same = 0;
+    while (same < n && std::memcmp(a, b, kKeyBytes) == 0) {
+      ++same;
+      a += PageHasher::kKeyWords;
+      b += PageHasher::kKeyWords;
+    }
+    return same;
+  }
+  // Tokens: memcmp over large blocks first (libc's is vectorized; an
+  // early-exit loop is not), then token by token inside the first differing block.
   constexpr size_t kBlock = 256;
-  const size_t limit = static_cast<size_t>(std::min(node->num_pages(), max_pages)) * page_size_;
-  const int32_t* a = node->tokens.data();
+  const size_t words = static_cast<size_t>(n) * key_words_;
   size_t same = 0;
-  while (same + kBlock <= limit && std::memcmp(a + same, tokens + same, kBlock * sizeof(int32_t)) == 0) {
+  while (same + kBlock <= words && std::memcmp(a + same, b + same, kBlock * sizeof(int32_t)) == 0) {
     same += kBlock;
   }
-  while (same < limit && a[same] == tokens[same]) ++same;
-  return static_cast<int32_t>(same / page_size_);
+  while (same < words && a[same] == b[same]) ++same;
+  return static_cast<int32_t>(same / key_words_);
+}
+
+int32_t RadixTree::common_pages(const RadixNode* node, QueryKeys& query, int32_t pos,
+                                int32_t max_pages) const {
+  const int32_t limit = std::min(node->num_pages(), max_pages);
+  int32_t k = 0;
+  while (k < limit) {
+    // As far as the query has keys (all of them but for hashed lookups).
+    const int32_t* theirs = query.at(pos + k);
+    const int32_t n = std::min(limit - k, query.end() - (pos + k));
+    const int32_t same = equal_pages(node->keys.data() + static_cast<size_t>(k) * key_words_, theirs, n);
+    k += same;
+    if (same < n) break;
+  }
+  return k;
 }
 
 bool RadixTree::is_evictable(const RadixNode* node) const {
@@ -121,28 +218,28 @@ void RadixTree::reprioritize(RadixNode* node) {
   ranked_.insert(rank_key(node));
 }
 
-RadixNode* RadixTree::new_node(RadixNode* parent, const int32_t* tokens, int32_t num_pages) {
+RadixNode* RadixTree::new_node(RadixNode* parent, const int32_t* keys, int32_t num_pages) {
   auto node = std::make_unique<RadixNode>();
-  node->tokens.assign(tokens, tokens + static_cast<size_t>(num_pages) * page_size_);
+  node->keys.assign(keys, keys + static_cast<size_t>(num_pages) * key_words_);
   node->parent = parent;
   node->id = next_id_++;
   node->last_access = clock_;
   node->last_access_time = time_;
   RadixNode* raw = node.get();
-  parent->children[page_key(tokens)] = std::move(node);
+  parent->children[page_key(keys)] = std::move(node);
   ++num_nodes_;
   return raw;
 }
 
 RadixNode* RadixTree::split(RadixNode* node, int32_t k) {
   RadixNode* parent = node->parent;
-  const uint64_t key = page_key(node->tokens.data());
+  const uint64_t key = page_key(node->keys.data());
   std::unique_ptr<RadixNode> owned = std::move(parent->children[key]);
 
   auto mid = std::make_unique<RadixNode>();
-  const size_t cut = static_cast<size_t>(k) * page_size_;
-  mid->tokens.assign(node->tokens.begin(), node->tokens.begin() + cut);
-  node->tokens.erase(node->tokens.begin(), node->tokens.begin() + cut);
+  const size_t cut = static_cast<size_t>(k) * key_words_;
+  mid->keys.assign(node->keys.begin(), node->keys.begin() + cut);
+  node->keys.erase(node->keys.begin(), node->keys.begin() + cut);
   if (node->on_device()) {
     mid->device_pages.assign(node->device_pages.begin(), node->device_pages.begin() + k);
     node->device_pages.erase(node->device_pages.begin(), node->device_pages.begin() + k);
@@ -161,7 +258,7 @@ RadixNode* RadixTree::split(RadixNode* node, int32_t k) {
   node->parent = mid.get();
 
   RadixNode* raw = mid.get();
-  raw->children[page_key(node->tokens.data())] = std::move(owned);
+  raw->children[page_key(node->keys.data())] = std::move(owned);
   parent->children[key] = std::move(mid);
   ++num_nodes_;
   refresh_evictable(raw);
@@ -172,13 +269,13 @@ MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n, const Workf
   MatchResult result;
   const int32_t total = static_cast<int32_t>(n / page_size_);
   const uint64_t now = ++clock_;
+  QueryKeys query(*this, tokens, total);
   RadixNode* node = &root_;
   int32_t pos = 0;
   while (pos < total) {
-    const int32_t* rest = tokens + static_cast<size_t>(pos) * page_size_;
-    RadixNode* child = find_child(node, rest);
+    RadixNode* child = find_child(node, query.at(pos));
     if (child == nullptr || !child->on_device()) break;
-    const int32_t k = common_pages(child, rest, total - pos);
+    const int32_t k = common_pages(child, query, pos, total - pos);
     const bool whole = k == child->num_pages();
     if (!whole) child = split(child, k);
     touch(child, now, tags);
@@ -194,10 +291,9 @@ MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n, const Workf
   const RadixNode* host_node = node;
   int32_t host_pos = pos;
   while (host_pos < total) {
-    const int32_t* rest = tokens + static_cast<size_t>(host_pos) * page_size_;
-    const RadixNode* child = find_child(host_node, rest);
+    const RadixNode* child = find_child(host_node, query.at(host_pos));
     if (child == nullptr || child->on_device() || !child->on_host()) break;
-    const int32_t k = common_pages(child, rest, total - host_pos);
+    const int32_t k = common_pages(child, query, host_pos, total - host_pos);
     result.host_hit_pages += k;
     host_pos += k;
     if (k < child->num_pages()) break;
@@ -208,13 +304,13 @@ MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n, const Workf
 
 int32_t RadixTree::peek_prefix_pages(const int32_t* tokens, size_t n) const {
   const int32_t total = static_cast<int32_t>(n / page_size_);
+  QueryKeys query(*this, tokens, total);
   const RadixNode* node = &root_;
   int32_t pos = 0;
   while (pos < total) {
-    const int32_t* rest = tokens + static_cast<size_t>(pos) * page_size_;
-    const RadixNode* child = find_child(node, rest);
+    const RadixNode* child = find_child(node, query.at(pos));
     if (child == nullptr || !child->on_device()) break;
-    const int32_t k = common_pages(child, rest, total - pos);
+    const int32_t k = common_pages(child, query, pos, total - pos);
     pos += k;
     if (k < child->num_pages()) break;
     node = child;
@@ -226,11 +322,20 @@ InsertResult RadixTree::insert(const int32_t* tokens, int32_t num_pages, const i
                                const WorkflowTags& tags, std::vector<int32_t>* tree_pages) {
   InsertResult result;
   const uint64_t now = ++clock_;
+  // Hashed keys of every page are needed: the cached ones to walk, the new
+  // ones to store.
+  const int32_t* keys = tokens;
+  if (hashed() && num_pages > 0) {
+    insert_keys_.resize(static_cast<size_t>(num_pages) * key_words_);
+    hasher_.chain(hasher_.root(), tokens, num_pages, insert_keys_.data());
+    keys = insert_keys_.data();
+  }
+  QueryKeys query(keys, key_words_, std::max(num_pages, 0));
   RadixNode* node = &root_;
   int32_t pos = 0;
   bool all_present = true;
   while (pos < num_pages) {
-    const int32_t* rest = tokens + static_cast<size_t>(pos) * page_size_;
+    const int32_t* rest = keys + static_cast<size_t>(pos) * key_words_;
     auto it = node->children.find(page_key(rest));
     if (it == node->children.end()) {
       RadixNode* leaf = new_node(node, rest, num_pages - pos);
@@ -246,10 +351,10 @@ InsertResult RadixTree::insert(const int32_t* tokens, int32_t num_pages, const i
       break;
     }
     RadixNode* child = it->second.get();
-    // A different page under the same key is a hash collision: keep what is
-    // cached and leave the rest of this sequence uncached.
-    if (!same_page(child->tokens.data(), rest)) break;
-    const int32_t k = common_pages(child, rest, num_pages - pos);
+    // A different page filed under the same hash: keep what is cached and
+    // leave the rest of this sequence uncached.
+    if (!same_page(child->keys.data(), rest)) break;
+    const int32_t k = common_pages(child, query, pos, num_pages - pos);
     if (k < child->num_pages()) child = split(child, k);
     if (child->on_device()) {
       if (tree_pages) {
@@ -306,7 +411,7 @@ void RadixTree::unlock(RadixNode* node) {
 void RadixTree::delete_leaf(RadixNode* node) {
   if (!node->children.empty()) fail("cannot delete " + node_name(node) + ": it has children");
   RadixNode* parent = node->parent;
-  parent->children.erase(page_key(node->tokens.data()));
+  parent->children.erase(page_key(node->keys.data()));
   --num_nodes_;
 }
 
@@ -410,16 +515,16 @@ void RadixTree::check_integrity(
       const RadixNode* child = kv.second.get();
       const std::string name = node_name(child);
       if (child->parent != node) fail(name + " has a wrong parent pointer");
-      if (child->tokens.empty() || child->tokens.size() % page_size_ != 0) {
-        fail(name + " covers " + std::to_string(child->tokens.size()) +
-             " tokens, not a positive number of whole pages");
+      if (child->keys.empty() || child->keys.size() % key_words_ != 0) {
+        fail(name + " has " + std::to_string(child->keys.size()) +
+             " key words, not a positive number of whole pages");
       }
-      if (kv.first != page_key(child->tokens.data())) fail(name + " is filed under a wrong key");
-      const size_t pages = child->tokens.size() / page_size_;
+      if (kv.first != page_key(child->keys.data())) fail(name + " is filed under a wrong key");
+      const size_t pages = child->keys.size() / key_words_;
       if (!child->on_device() && !child->on_host()) fail(name + " has no pages in any tier");
       if (child->on_device() && child->device_pages.size() != pages) {
         fail(name + " has " + std::to_string(child->device_pages.size()) + " device pages for " +
-             std::to_string(pages) + " pages of tokens");
+             std::to_string(pages) + " pages of keys");
       }
       if (child->on_host() && child->host_pages.size() != pages) {
         fail(name + " has a host copy of the wrong length");

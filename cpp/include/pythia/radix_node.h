@@ -16,16 +16,19 @@ namespace pythia {
 /// A node holds its KV on the device, in host memory, or both; a node with
 /// neither only exists transiently inside the tree's own operations.
 struct RadixNode {
-  /// Token ids covered by this node; always a whole number of pages.
-  std::vector<int32_t> tokens;
-  /// Device page ids, one per page of `tokens`; empty when not on the device.
+  /// What identifies the pages this node covers, RadixTree::key_words() words
+  /// per page: a page's token ids when it has at most four tokens, else its
+  /// chained 128-bit key (PageHasher), which names the page together with
+  /// everything before it in 16 bytes instead of 4 * page_size.
+  std::vector<int32_t> keys;
+  /// Device page ids, one per page; empty when not on the device.
   std::vector<int32_t> device_pages;
-  /// Host page ids, one per page of `tokens`; empty when no host copy exists.
+  /// Host page ids, one per page; empty when no host copy exists.
   std::vector<int32_t> host_pages;
 
   RadixNode* parent = nullptr;
-  /// Children keyed by a hash of their first page of tokens (collisions are
-  /// detected by comparing the tokens, see RadixTree).
+  /// Children filed under a hash of the keys of their first page (collisions
+  /// are detected by comparing the keys, see RadixTree).
   std::unordered_map<uint64_t, std::unique_ptr<RadixNode>> children;
 
   /// Running requests whose prefix ends at or below this node.

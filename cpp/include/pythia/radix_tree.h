@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pythia/eviction_policy.h"
+#include "pythia/page_hash.h"
 #include "pythia/radix_node.h"
 #include "pythia/workflow_tags.h"
 
@@ -33,7 +34,8 @@ struct InsertResult {
   int32_t num_present = 0;
   /// Pages [num_present, num_inserted) now belong to the tree. Pages past
   /// num_inserted stay with the caller: this only happens when two different
-  /// pages hash alike, where the tree keeps the first and declines the second.
+  /// pages after the same prefix are filed alike (64-bit hashes of their
+  /// keys), where the tree keeps the first and declines the second.
   int32_t num_inserted = 0;
   /// Node where the inserted prefix ends (root for an empty insert).
   RadixNode* last_node = nullptr;
@@ -44,11 +46,16 @@ struct InsertResult {
 /// The tree only indexes page ids; it never allocates or frees them. Pages it
 /// gives up through evict() or clear() are returned to the caller, which owns
 /// the pools (KVCacheManager). Matching works on whole pages: a partial
-/// trailing page of a sequence is never cached.
+/// trailing page of a sequence is never cached. Pages of more than four
+/// tokens are stored and compared by their chained keys (PageHasher, which
+/// says why a collision is not a practical risk): a lookup hashes the query's
+/// pages as far as it walks, an insert all of them; smaller pages are stored
+/// as they are, no larger than a key.
 class RadixTree {
  public:
-  /// `policy` ranks nodes for eviction; it must outlive the tree.
-  RadixTree(int32_t page_size, const EvictionPolicy& policy);
+  /// `policy` ranks nodes for eviction; it must outlive the tree. `hash_seed`
+  /// 0 draws the key secret at random (see PageHasher).
+  RadixTree(int32_t page_size, const EvictionPolicy& policy, uint64_t hash_seed = 0);
   ~RadixTree();
   RadixTree(const RadixTree&) = delete;
   RadixTree& operator=(const RadixTree&) = delete;
@@ -93,6 +100,12 @@ class RadixTree {
   void clear(std::vector<int32_t>& device_out, std::vector<int32_t>& host_out);
 
   int32_t page_size() const { return page_size_; }
+  /// Words of RadixNode::keys per page: page_size up to four tokens, else
+  /// PageHasher::kKeyWords.
+  int32_t key_words() const { return key_words_; }
+  /// \brief RadixNode::keys of the first `num_pages` whole pages of `tokens`,
+  /// as the tree computes them (for checks of a request's path).
+  std::vector<int32_t> page_keys(const int32_t* tokens, int32_t num_pages) const;
   /// Device pages in unlocked nodes: all of them can be freed by evict().
   int32_t evictable_pages() const { return evictable_pages_; }
   /// Device pages in locked nodes.
@@ -112,18 +125,28 @@ class RadixTree {
   /// \brief Checks structure, counters and the evictable set; `expected_locks`
   /// maps each node to the number of requests holding it (the path of each
   /// request's last node). Throws std::logic_error naming the violation.
+  /// Keys are checked for shape (whole pages, each child filed under its
+  /// first page); whether hashed keys are the right chain can only be checked
+  /// against tokens, which the tree does not keep: KVCacheManager's check
+  /// recomputes the path of every request that holds one.
   void check_integrity(const std::unordered_map<const RadixNode*, int32_t>& expected_locks) const;
 
  private:
-  uint64_t page_key(const int32_t* page_tokens) const;
+  class QueryKeys;
+  bool hashed() const { return page_size_ > PageHasher::kKeyWords; }
+  /// Hash of one page's keys, which a node files the child starting there under.
+  uint64_t page_key(const int32_t* page_keys) const;
   bool same_page(const int32_t* a, const int32_t* b) const;
-  /// Finds the child whose first page equals `page_tokens`, or nullptr.
-  RadixNode* find_child(const RadixNode* node, const int32_t* page_tokens) const;
-  /// Number of leading whole pages of `node` equal to tokens, at most max_pages.
-  int32_t common_pages(const RadixNode* node, const int32_t* tokens, int32_t max_pages) const;
+  /// Finds the child whose first page has keys `page_keys`, or nullptr.
+  RadixNode* find_child(const RadixNode* node, const int32_t* page_keys) const;
+  /// Number of leading pages equal in the keys a and b, at most n.
+  int32_t equal_pages(const int32_t* a, const int32_t* b, int32_t n) const;
+  /// Number of leading whole pages of `node` whose keys equal the query's from
+  /// page `pos` on, at most max_pages.
+  int32_t common_pages(const RadixNode* node, QueryKeys& query, int32_t pos, int32_t max_pages) const;
   /// Splits `node` after `k` pages; returns the new parent holding the first k.
   RadixNode* split(RadixNode* node, int32_t k);
-  RadixNode* new_node(RadixNode* parent, const int32_t* tokens, int32_t num_pages);
+  RadixNode* new_node(RadixNode* parent, const int32_t* keys, int32_t num_pages);
   bool is_evictable(const RadixNode* node) const;
   void refresh_evictable(RadixNode* node);
   /// Marks `node` used at logical time `now`, re-ranking it if evictable.
@@ -137,6 +160,9 @@ class RadixTree {
   static RankKey rank_key(RadixNode* node) { return {{node->rank, node->id}, node}; }
 
   int32_t page_size_;
+  int32_t key_words_;
+  /// Keys pages of more than four tokens; unused for smaller ones.
+  PageHasher hasher_;
   const EvictionPolicy& policy_;
   const bool ordered_eviction_;
   RadixNode root_;
@@ -152,6 +178,8 @@ class RadixTree {
   std::unordered_set<RadixNode*> evictable_;
   /// The same nodes in eviction order, for static-priority policies.
   std::set<RankKey> ranked_;
+  /// insert()'s hashed keys of the sequence, kept to reuse the allocation.
+  std::vector<int32_t> insert_keys_;
 };
 
 }  // namespace pythia
