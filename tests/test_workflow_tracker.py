@@ -144,3 +144,20 @@ def test_the_server_reports_a_bad_flag_at_startup_without_a_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "--chunked-prefill-size must be positive" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_type_takes_at_most_256_agents_whatever_type_a_live_jobs_calls_name():
+    from pythia.workflow.registry import MAX_AGENTS_PER_TYPE
+
+    core = make_core(num_device_pages=4096)
+    tracker = WorkflowTracker(core, job_idle_timeout_s=30.0)
+    for i in range(MAX_AGENTS_PER_TYPE):
+        run_call(tracker, core, i, WorkflowMeta("wide", f"job-{i}", f"agent-{i}"), 4, float(i), 0.5)
+    with pytest.raises(ValueError, match="already has 256 agents"):
+        tracker.on_arrival(WorkflowMeta("wide", "job-new", "agent-new"))
+    # A live job of "wide" calling under another type name would add its agent to "wide" on finish.
+    tracker.on_arrival(WorkflowMeta("wide", "job-0", "agent-0"))  # a known agent: fine
+    with pytest.raises(ValueError, match="'wide' already has 256 agents"):
+        tracker.on_arrival(WorkflowMeta("other", "job-0", "agent-sneaky"))
+    assert len(tracker.profiler.types["wide"].agents) == MAX_AGENTS_PER_TYPE
+    core.check_integrity()

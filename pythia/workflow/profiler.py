@@ -237,11 +237,15 @@ class WorkflowProfiler:
         """Raises ValueError when a call would give its type more than MAX_AGENTS_PER_TYPE agents."""
         if job_id is None:
             return
-        profile = self.types.get(wf_type or "untyped")
-        if profile is not None and (agent or "unnamed") not in profile.agents \
-                and len(profile.agents) >= MAX_AGENTS_PER_TYPE:
-            raise ValueError(f"workflow type {wf_type!r} already has {len(profile.agents)} agents; at most "
-                             f"{MAX_AGENTS_PER_TYPE} are served")
+        job = self.jobs.get(job_id)
+        # A live job's finishes are recorded under the type it started with, whatever a later call names.
+        names = {wf_type or "untyped"} | ({job.type} if job is not None and not job.ended else set())
+        for name in names:
+            profile = self.types.get(name)
+            if profile is not None and (agent or "unnamed") not in profile.agents \
+                    and len(profile.agents) >= MAX_AGENTS_PER_TYPE:
+                raise ValueError(f"workflow type {name!r} already has {len(profile.agents)} agents; at most "
+                                 f"{MAX_AGENTS_PER_TYPE} are served")
 
     def on_request(self, wf_type: str | None, job_id: str | None, agent: str | None, prompt_tokens: int,
                    now: float) -> None:
