@@ -290,12 +290,17 @@ class Engine:
                 for st in states]
         picked = self.runner.sample(logits, rows)
         if raw_logprobs is not None:
+            # Computed first, attached only when all are: a raise here leaves no state half-written
+            # for the per-row retry in _sample_step.
+            entries = []
             for j, st in enumerate(states):
                 if st.req.return_logprob:
                     tok = int(picked[j])
-                    st.output_logprobs.append((float(raw_logprobs[j, tok]), tok))
-                    if st.req.top_logprobs_num:
-                        st.output_top.extend(_top_k(raw_logprobs[j:j + 1], st.req.top_logprobs_num))
+                    top = _top_k(raw_logprobs[j:j + 1], st.req.top_logprobs_num) if st.req.top_logprobs_num else []
+                    entries.append((st, (float(raw_logprobs[j, tok]), tok), top))
+            for st, chosen, top in entries:
+                st.output_logprobs.append(chosen)
+                st.output_top.extend(top)
         return picked
 
     # ---------------------------------------------------------------- control
