@@ -36,6 +36,10 @@ def output_error(status: int, message: str) -> HTTPError:
     return HTTPError(status, message, headers={"Retry-After": "1"} if status == 503 else None)
 
 
+def body_too_large(size: int, limit: int) -> str:
+    return f"the request body has {size} bytes, more than the limit of {limit} (--max-request-bytes)"
+
+
 def error_response(status: int, message: str, param: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error" if status >= 500
@@ -68,8 +72,7 @@ async def read_json_object(request: Request) -> dict:
         return {}
     limit = request.app.state.pythia.args.max_request_bytes
     if len(raw) > limit:
-        raise HTTPError(413, f"the request body has {len(raw)} bytes, more than the limit of {limit} "
-                             "(--max-request-bytes)")
+        raise HTTPError(413, body_too_large(len(raw), limit))
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

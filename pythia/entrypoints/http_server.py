@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pythia.entrypoints import openai_api, sglang_api, workflow_api
-from pythia.entrypoints.errors import (HTTPError, error_response, http_error_handler, starlette_error_handler,
-                                       unhandled_error_handler)
+from pythia.entrypoints.errors import (HTTPError, body_too_large, error_response, http_error_handler,
+                                       starlette_error_handler, unhandled_error_handler)
 from pythia.entrypoints.server_state import ServerState
 from pythia.managers.frontend import EngineDied
 
@@ -31,8 +31,7 @@ class BodySizeLimit:
         if scope["type"] == "http":
             length = dict(scope["headers"]).get(b"content-length", b"")
             if length.isdigit() and int(length) > self.max_bytes:
-                response = error_response(413, f"the request body has {int(length)} bytes, more than the limit of "
-                                               f"{self.max_bytes} (--max-request-bytes)")
+                response = error_response(413, body_too_large(int(length), self.max_bytes))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

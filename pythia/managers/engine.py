@@ -160,7 +160,7 @@ class Engine:
         states = [self.requests[int(c)] for c in plan.req_ids]
         tokens = np.zeros(num, dtype=np.int32)
         finished = np.zeros(num, dtype=np.uint8)
-        failed: dict[int, str] = {}  # entry -> why its step failed; it alone ends, with a 500
+        failed: dict[int, str]  # entry -> why its step failed; it alone ends, with a 500
         try:
             logits, logit_start = self._forward(plan, states)
         except Exception as e:  # nothing says which entry broke the batch: all of them end
@@ -187,10 +187,12 @@ class Engine:
     def _forward(self, plan: Any, states: list[RequestState]) -> tuple[torch.Tensor, np.ndarray]:
         """Runs the step's batch; returns the logits and where each entry's rows start."""
         extra_rows: dict[int, np.ndarray] = {}
+        # Each property read builds a numpy view through the bindings: once per step, not per entry.
+        cached, start_pos, num_tokens = plan.cached_tokens, plan.start_pos, plan.num_tokens
         for i, st in enumerate(states):
             if st.cached_tokens < 0:
-                st.cached_tokens = int(plan.cached_tokens[i])
-            rows = self._input_logprob_rows(st, int(plan.start_pos[i]), int(plan.num_tokens[i]))
+                st.cached_tokens = int(cached[i])
+            rows = self._input_logprob_rows(st, int(start_pos[i]), int(num_tokens[i]))
             if rows is not None:
                 extra_rows[i] = rows
         batch, logit_start = self.runner.prepare(plan, extra_rows)
