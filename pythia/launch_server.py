@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import multiprocessing as mp
 import sys
 
 from pythia.server_args import ServerArgs
@@ -16,33 +15,33 @@ logger = logging.getLogger("pythia")
 def launch(args: ServerArgs) -> None:
     import uvicorn
 
+    from pythia.entrypoints.draining_server import DrainingServer
     from pythia.entrypoints.http_server import create_app
     from pythia.entrypoints.server_state import ServerState
     from pythia.managers.engine import DEFAULT_MODEL_NAME, load_tokenizer, resolve_model_path
-    from pythia.managers.engine_process import run_engine_process
-    from pythia.managers.frontend import Frontend, ipc_addresses
+    from pythia.managers.engine_supervisor import EngineStartError, EngineSupervisor, remove_stale_ipc_dirs
+    from pythia.managers.frontend import Frontend
 
     model_path = resolve_model_path(args)  # converts the default model once, before forking
-    requests_addr, outputs_addr = ipc_addresses()
-    ctx = mp.get_context("spawn")
-    parent_end, child_end = ctx.Pipe(duplex=False)
     engine_args = dataclasses.replace(args, model_path=str(model_path),
                                       served_model_name=args.served_model_name or args.model_path or DEFAULT_MODEL_NAME)
-    engine = ctx.Process(target=run_engine_process, args=(engine_args, requests_addr, outputs_addr, child_end),
-                         name="pythia-engine", daemon=True)
-    engine.start()
-    tokenizer = load_tokenizer(model_path)
-    status, payload = parent_end.recv()
-    if status != "ready":
-        sys.exit(f"the engine failed to start: {payload}")
-    frontend = Frontend(tokenizer, payload, requests_addr, outputs_addr, args.max_queued_requests)
-    app = create_app(ServerState(args, frontend, engine))
-    logger.info("serving %s on http://%s:%d", payload["served_model_name"], args.host, args.port)
+    remove_stale_ipc_dirs()
+    supervisor = EngineSupervisor(engine_args)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=5,
-                    timeout_graceful_shutdown=5)
+        addrs = supervisor.addresses()
+        try:
+            info = supervisor.start(*addrs)
+        except EngineStartError as e:
+            sys.exit(f"the engine failed to start: {e}")
+        frontend = Frontend(load_tokenizer(model_path), info, args.max_queued_requests)
+        frontend.attach(*addrs)
+        state = ServerState(args, frontend, supervisor)
+        config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
+                                timeout_keep_alive=5, timeout_graceful_shutdown=5)
+        logger.info("serving %s on http://%s:%d", info["served_model_name"], args.host, args.port)
+        DrainingServer(config, state).run()
     finally:
-        engine.terminate()
+        supervisor.close()  # also when startup failed; the app's shutdown already did it otherwise
 
 
 def main(argv: list[str] | None = None) -> None:

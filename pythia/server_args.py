@@ -60,6 +60,12 @@ class ServerArgs:
     max_n: int = field(default=64, metadata={"help": "Most samples per request (n)."})
     max_stop_sequences: int = field(default=64, metadata={
         "help": "Most stop strings, stop patterns and stop token ids of one request, together."})
+    max_engine_restarts: int = field(default=3, metadata={
+        "help": "Most restarts of a crashed engine process within 10 minutes; past it the server stops "
+                "serving and /health fails. 0: never restart."})
+    shutdown_timeout_s: float = field(default=25.0, metadata={
+        "help": "On SIGTERM, how long requests in flight may run on while new ones get 503; the rest then "
+                "end with an error."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
 
     @classmethod
@@ -110,6 +116,10 @@ class ServerArgs:
         for name in ("max_queued_requests", "max_request_bytes", "max_n", "max_stop_sequences"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.max_engine_restarts < 0:
+            raise ValueError("--max-engine-restarts must not be negative")
+        if not 0 <= self.shutdown_timeout_s < float("inf"):
+            raise ValueError("--shutdown-timeout-s must be a non-negative number of seconds")
         self.scheduler_config()
 
 

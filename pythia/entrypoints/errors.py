@@ -31,9 +31,10 @@ def bad_request(message: str, param: str | None = None) -> HTTPError:
     return HTTPError(400, message, param)
 
 
-def output_error(status: int, message: str) -> HTTPError:
-    """The error of a request the front or the engine refused; a 503 says when to come back."""
-    return HTTPError(status, message, headers={"Retry-After": "1"} if status == 503 else None)
+def output_error(status: int, message: str, retry: bool = True) -> HTTPError:
+    """The error of a request the front or the engine refused; a 503 says when to come back,
+    unless coming back would not help."""
+    return HTTPError(status, message, headers={"Retry-After": "1"} if status == 503 and retry else None)
 
 
 def body_too_large(size: int, limit: int) -> str:

@@ -38,7 +38,7 @@ class ResultBuilder:
     def add(self, out: GenerateOutput) -> dict[str, list]:
         """Takes one engine output; returns this output's logprob deltas in response form."""
         if out.error is not None:
-            raise output_error(out.error_status, out.error)
+            raise output_error(out.error_status, out.error, out.retry)
         if out.new_token_ids and self.first_token_at is None:
             self.first_token_at = time.perf_counter()
         self.out = out

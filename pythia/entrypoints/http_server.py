@@ -1,8 +1,6 @@
-"""The FastAPI application: routes, API-key check, error format, metrics."""
+"""The FastAPI application: routes, the request gate, error format, metrics, engine start and stop."""
 
 from __future__ import annotations
-
-import hmac
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,31 +8,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pythia.entrypoints import openai_api, sglang_api, workflow_api
-from pythia.entrypoints.errors import (HTTPError, body_too_large, error_response, http_error_handler,
-                                       starlette_error_handler, unhandled_error_handler)
+from pythia.entrypoints.errors import (HTTPError, error_response, http_error_handler, starlette_error_handler,
+                                       unhandled_error_handler)
+from pythia.entrypoints.middleware import RequestGate
 from pythia.entrypoints.server_state import ServerState
 from pythia.managers.frontend import EngineDied
-
-# Reachable without the API key: load balancers probe it.
-OPEN_PATHS = {"/health"}
-
-
-class BodySizeLimit:
-    """413 for a body whose declared length is over the limit, before it is read (read_json_object
-    checks bodies sent without one). Plain ASGI rather than @app.middleware: that wrapper hides
-    the client's disconnect from the routes, which abort orphaned requests on it."""
-
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_bytes:
-                response = error_response(413, body_too_large(int(length), self.max_bytes))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -53,23 +31,17 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.on_event("startup")
     async def start_frontend() -> None:
-        state.frontend.start(state.engine_alive)
+        state.frontend.start(state.supervisor)
+
+    @app.on_event("shutdown")
+    async def stop_engine() -> None:
+        state.close()
 
     @app.exception_handler(EngineDied)
     async def engine_died(_: Request, exc: EngineDied) -> JSONResponse:
-        return error_response(503, str(exc))
+        return error_response(503, str(exc), headers={"Retry-After": "1"} if exc.retry else None)
 
-    app.add_middleware(BodySizeLimit, max_bytes=state.args.max_request_bytes)
-
-    if state.args.api_key:
-        expected = f"Bearer {state.args.api_key}".encode()
-
-        @app.middleware("http")
-        async def check_api_key(request: Request, call_next):
-            given = request.headers.get("authorization", "").encode()
-            if request.url.path not in OPEN_PATHS and not hmac.compare_digest(given, expected):
-                return error_response(401, "missing or wrong API key (Authorization: Bearer ...)")
-            return await call_next(request)
+    app.add_middleware(RequestGate, state=state)
 
     @app.get("/metrics")
     async def metrics() -> Response:

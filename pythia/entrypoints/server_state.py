@@ -7,13 +7,16 @@ the workflow routes generate nothing, and `http_server.create_app` is what puts 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
-from multiprocessing.process import BaseProcess
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from pythia import __version__
 from pythia.entrypoints.metrics import Metrics
+from pythia.managers.engine_supervisor import EngineSupervisor
 from pythia.managers.frontend import Frontend
 from pythia.model_executor.sampling_params import SamplingParams
 from pythia.server_args import ServerArgs
@@ -21,22 +24,46 @@ from pythia.server_args import ServerArgs
 if TYPE_CHECKING:
     from fastapi import Request
 
+logger = logging.getLogger(__name__)
+
 
 class ServerState:
-    def __init__(self, args: ServerArgs, frontend: Frontend, engine: BaseProcess | None) -> None:
+    def __init__(self, args: ServerArgs, frontend: Frontend, supervisor: EngineSupervisor | None) -> None:
         self.args = args
         self.frontend = frontend
         self.info = frontend.info
-        self.engine = engine
+        self.supervisor = supervisor
         self.metrics = Metrics(frontend)
         self.version = __version__
+        self.draining = False  # set on SIGTERM: new requests get 503 while in-flight ones finish
 
     @property
     def model_name(self) -> str:
         return self.info["served_model_name"]
 
-    def engine_alive(self) -> bool:
-        return self.engine is None or self.engine.is_alive()
+    async def drain(self, timeout: float) -> None:
+        """Graceful shutdown: refuse new requests, give the ones in flight `timeout` seconds to
+        finish, then end the rest with an error (streams get an error event and [DONE])."""
+        self.draining = True
+        frontend = self.frontend
+        logger.info("shutting down: waiting up to %.0f s for %d requests in flight", timeout, len(frontend.queues))
+        deadline = time.monotonic() + timeout
+        while frontend.queues and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if frontend.queues:
+            logger.warning("shutting down: ending %d requests still in flight", len(frontend.queues))
+            frontend.fail_all(f"the server is shutting down; the request did not finish within {timeout:g} s "
+                              "(--shutdown-timeout-s)", 503)
+            # Their handlers write the errors out; uvicorn's own shutdown waits for the connections.
+            deadline = time.monotonic() + 2.0
+            while frontend.queues and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+
+    def close(self) -> None:
+        """Stops the engine and removes the files the server created."""
+        self.frontend.close()
+        if self.supervisor is not None:
+            self.supervisor.close()
 
     def check_limits(self, params: SamplingParams, num_prompts: int) -> None:
         """ValueError naming the limit a request's parameters exceed (the --max-* flags)."""

@@ -120,7 +120,7 @@ async def generate(request: Request):
         first = await outputs.__anext__()
         if first.error is not None:  # rejected before anything was streamed: a plain error response
             await outputs.aclose()
-            raise output_error(first.error_status, first.error)
+            raise output_error(first.error_status, first.error, first.retry)
         return StreamingResponse(stream_generate(req, state, first, outputs), media_type="text/event-stream")
     results = await run_many(requests, state, request)
     responses = [r.response() for r in results]
@@ -153,9 +153,9 @@ async def flush_cache(request: Request):
 
 @router.get("/health")
 async def health(request: Request):
-    state = state_of(request)
-    if not state.engine_alive():
-        return PlainTextResponse("engine process is not running\n", status_code=503)
+    unavailable = state_of(request).frontend.unavailable()
+    if unavailable is not None:
+        return PlainTextResponse(f"{unavailable}\n", status_code=503)
     return PlainTextResponse("ok\n")
 
 

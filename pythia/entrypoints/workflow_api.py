@@ -11,8 +11,9 @@ from pythia.workflow.registry import parse_topology
 router = APIRouter(prefix="/v1/workflows")
 
 
-async def _ask(request: Request, kind: str, payload: dict, missing_status: int = 404) -> dict:
-    reply = await state_of(request).frontend.control(kind, payload)
+async def _ask(request: Request, kind: str, payload: dict, missing_status: int = 404,
+               replay_key: str | None = None) -> dict:
+    reply = await state_of(request).frontend.control(kind, payload, replay_key=replay_key)
     if not reply.ok:
         raise HTTPError(missing_status, reply.payload.get("error", "failed"))
     return reply.payload
@@ -25,7 +26,8 @@ async def register(request: Request):
         topology = parse_topology(body)
     except ValueError as e:
         raise bad_request(str(e)) from None
-    await _ask(request, "workflow_register", {"topology": topology}, 500)
+    # Sent again to a restarted engine: a topology outlives the process that learned from it.
+    await _ask(request, "workflow_register", {"topology": topology}, 500, replay_key=topology.type)
     return {"type": topology.type, "registered": True, "topology": topology.to_json()}
 
 

@@ -99,8 +99,10 @@ class Engine:
         }
 
     def add_request(self, req: GenerateRequest) -> GenerateOutput | None:
-        """Queues a request; returns an error output instead when it cannot be served."""
+        """Queues a request; returns an error output instead when it cannot be served (400 for a
+        request the engine refuses, 500 for a bug it met, with nothing of it left behind)."""
         wf = req.workflow
+        state = None
         try:
             if req.rid in self.by_rid:
                 raise ValueError(f"request id {req.rid!r} is already in use")
@@ -114,6 +116,12 @@ class Engine:
         except ValueError as e:
             self.tracker.on_rejected(wf)
             return GenerateOutput.failure(req, str(e))
+        except Exception as e:
+            logger.exception("adding request %s failed", req.rid)
+            if state is not None and self.core.has_request(state.core_id):
+                self.core.abort(state.core_id)
+            self.next_core_id += 1  # the id may be in the core's books: never reuse it
+            return GenerateOutput.failure(req, f"internal error adding the request: {type(e).__name__}: {e}", 500)
         self.next_core_id += 1
         self.requests[state.core_id] = state
         self.by_rid[req.rid] = state

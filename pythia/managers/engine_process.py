@@ -17,7 +17,7 @@ from typing import Any
 import zmq
 
 from pythia.managers.engine import Engine
-from pythia.managers.io_struct import AbortRequest, ControlReply, ControlRequest, GenerateRequest
+from pythia.managers.io_struct import AbortRequest, ControlReply, ControlRequest, GenerateOutput, GenerateRequest
 from pythia.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,14 @@ class EngineLoop:
             flags = zmq.NOBLOCK
 
     def handle(self, msg: Any) -> None:
+        try:
+            self._handle(msg)
+        except Exception as e:  # a bug met by one message: that request fails, the engine goes on
+            logger.exception("handling %s failed", type(msg).__name__)
+            if isinstance(msg, GenerateRequest):
+                self.outbox.send_pyobj([GenerateOutput.failure(msg, f"internal error: {type(e).__name__}: {e}", 500)])
+
+    def _handle(self, msg: Any) -> None:
         engine = self.engine
         if isinstance(msg, GenerateRequest):
             error = engine.add_request(msg)

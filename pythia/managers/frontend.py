@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,24 +13,29 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from pythia.managers.engine_supervisor import EngineStartError, EngineSupervisor
 from pythia.managers.io_struct import AbortRequest, ControlReply, ControlRequest, GenerateOutput, GenerateRequest
 from pythia.managers.request_validation import RequestLimits, validate_request
 
 logger = logging.getLogger(__name__)
 
 
-def ipc_addresses() -> tuple[str, str]:
-    base = f"ipc:///tmp/pythia-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    return base + "-requests", base + "-outputs"
-
-
 class EngineDied(RuntimeError):
-    pass
+    """The engine cannot take the request now; `retry` says whether a client should come back."""
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+# What a request is told while the engine is not running, by the front's engine state.
+UNAVAILABLE = {"restarting": ("the engine process died and is being restarted; retry shortly", True),
+               "dead": ("the engine process died and could not be restarted", False),
+               "stopped": ("the server is shutting down", True)}
 
 
 class Frontend:
-    def __init__(self, tokenizer: Any, info: dict[str, Any], requests_addr: str, outputs_addr: str,
-                 max_queued_requests: int = 512) -> None:
+    def __init__(self, tokenizer: Any, info: dict[str, Any], max_queued_requests: int = 512) -> None:
         self.tokenizer = tokenizer
         self.info = info
         self.limits = RequestLimits.from_info(info)
@@ -41,43 +45,93 @@ class Frontend:
         longest_token = max((len(t) for t in tokenizer.get_vocab()), default=1)
         self.max_prompt_chars = max(1, longest_token) * self.limits.context_length
         self.ctx = zmq.asyncio.Context()
-        self.to_engine = self.ctx.socket(zmq.PUSH)
-        self.to_engine.bind(requests_addr)
-        self.from_engine = self.ctx.socket(zmq.PULL)
-        self.from_engine.bind(outputs_addr)
+        self.to_engine: zmq.asyncio.Socket | None = None
+        self.from_engine: zmq.asyncio.Socket | None = None
         self.queues: dict[str, asyncio.Queue[GenerateOutput]] = {}
         self.control_waiters: dict[int, asyncio.Future[ControlReply]] = {}
         self.control_tokens = itertools.count()
         self.receiver: asyncio.Task | None = None
-        self.engine_alive = True
+        self.supervision: asyncio.Task | None = None
+        self.engine_state = "running"
+        # Controls that changed the engine's state and are sent again to a restarted engine
+        # (registered workflow topologies), by key.
+        self.replayed: dict[str, tuple[str, dict[str, Any]]] = {}
 
-    def start(self, engine_alive=None) -> None:
-        """Starts routing engine outputs; call from the server's event loop. With `engine_alive`,
-        a watchdog fails every waiting request if the engine process dies, instead of letting
-        its clients wait forever."""
+    def attach(self, requests_addr: str, outputs_addr: str) -> None:
+        """Binds fresh sockets for an engine incarnation; the previous ones, and whatever was still
+        queued in them for a dead engine, are dropped."""
+        for sock in (self.to_engine, self.from_engine):
+            if sock is not None:
+                sock.close(linger=0)
+        self.to_engine = self.ctx.socket(zmq.PUSH)
+        self.to_engine.bind(requests_addr)
+        self.from_engine = self.ctx.socket(zmq.PULL)
+        self.from_engine.bind(outputs_addr)
+        if self.receiver is not None:
+            self.receiver.cancel()
+            self.receiver = asyncio.get_running_loop().create_task(self._receive_loop(self.from_engine))
+
+    def start(self, supervisor: EngineSupervisor | None = None) -> None:
+        """Starts routing engine outputs; call from the server's event loop. With a supervisor, a
+        dead engine fails the requests that were in it and is restarted within the supervisor's
+        budget; meanwhile every request is answered at once with 503."""
         if self.receiver is None:
             loop = asyncio.get_running_loop()
-            self.receiver = loop.create_task(self._receive_loop())
-            if engine_alive is not None:
-                self.watchdog = loop.create_task(self._watch(engine_alive))
+            self.receiver = loop.create_task(self._receive_loop(self.from_engine))
+            if supervisor is not None:
+                self.supervision = loop.create_task(self._supervise(supervisor))
 
-    async def _watch(self, engine_alive) -> None:
-        while engine_alive():
-            await asyncio.sleep(0.5)
-        self.engine_alive = False
-        logger.error("the engine process died; failing %d waiting requests", len(self.queues))
+    async def _supervise(self, supervisor: EngineSupervisor) -> None:
+        while True:
+            code = await supervisor.wait_exit()
+            if self.engine_state == "stopped":
+                return
+            self.engine_state = "restarting"
+            logger.error("the engine process died (exit code %s); failing the %d requests in it",
+                         code, len(self.queues))
+            self.fail_all("the engine process died while serving this request", 503)
+            while True:
+                if not supervisor.may_restart():
+                    logger.error("not restarting the engine: --max-engine-restarts (%d) reached",
+                                 supervisor.max_restarts)
+                    self.engine_state = "dead"
+                    return
+                addrs = supervisor.addresses()
+                self.attach(*addrs)
+                try:
+                    await asyncio.to_thread(supervisor.start, *addrs)
+                    await self._replay()
+                except (EngineStartError, EngineDied, asyncio.TimeoutError) as e:
+                    logger.error("the engine failed to restart: %s", e)
+                    supervisor.kill()
+                    continue
+                break
+            self.engine_state = "running"
+            logger.warning("the engine process was restarted (incarnation %d)", supervisor.incarnation)
+
+    async def _replay(self) -> None:
+        for kind, payload in list(self.replayed.values()):
+            reply = await self._control(kind, payload, 60.0)
+            if not reply.ok:
+                logger.error("could not restore %s after the restart: %s", kind, reply.payload.get("error"))
+
+    def fail_all(self, message: str, status: int) -> None:
+        """Ends every request in flight with an error, and every control waiter with EngineDied."""
         for rid, queue in list(self.queues.items()):
-            queue.put_nowait(GenerateOutput(rid=rid, new_token_ids=[], text="", finished=True,
-                                            finish_reason={"type": "abort", "message": "engine process died"},
-                                            prompt_tokens=0, completion_tokens=0, cached_tokens=0,
-                                            error="the engine process died", error_status=503))
+            queue.put_nowait(GenerateOutput.error_for(rid, message, status))
         for waiter in self.control_waiters.values():
             if not waiter.done():
-                waiter.set_exception(EngineDied("the engine process died"))
+                waiter.set_exception(EngineDied(message, retry=True))
 
-    async def _receive_loop(self) -> None:
+    def unavailable(self) -> EngineDied | None:
+        """Why the engine cannot take work now, or None when it can."""
+        if self.engine_state == "running":
+            return None
+        return EngineDied(*UNAVAILABLE[self.engine_state])
+
+    async def _receive_loop(self, sock: zmq.asyncio.Socket) -> None:
         while True:
-            msg = await self.from_engine.recv_pyobj()
+            msg = await sock.recv_pyobj()
             if isinstance(msg, ControlReply):
                 waiter = self.control_waiters.pop(msg.token, None)
                 if waiter is not None and not waiter.done():
@@ -87,6 +141,19 @@ class Frontend:
                 queue = self.queues.get(out.rid)
                 if queue is not None:
                     queue.put_nowait(out)
+
+    async def _send(self, msg: Any) -> bool:
+        """Sends to the current engine; False if the engine died while the message was on its way
+        (attach() closed the socket, cancelling the send), in which case fail_all has already
+        answered whoever waits for a reply."""
+        sock = self.to_engine
+        try:
+            await sock.send_pyobj(msg)
+            return True
+        except (asyncio.CancelledError, zmq.ZMQError):
+            if sock is self.to_engine and not sock.closed:
+                raise  # a real cancellation: the client went away
+            return False
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of `text`; ValueError as check_prompt_text says."""
@@ -111,8 +178,10 @@ class Frontend:
     async def generate(self, req: GenerateRequest) -> AsyncIterator[GenerateOutput]:
         """Yields the request's outputs until it finishes. If the consumer stops early (client
         disconnected), the request is aborted so that its KV pages are freed."""
-        if not self.engine_alive:
-            raise EngineDied("the engine process died")
+        unavailable = self.unavailable()
+        if unavailable is not None:
+            yield GenerateOutput.failure(req, str(unavailable), 503, unavailable.retry)
+            return
         try:  # refused here, a bad request never reaches the engine process
             if req.rid in self.queues:
                 raise ValueError(f"request id {req.rid!r} is already in use")
@@ -128,7 +197,7 @@ class Frontend:
         self.queues[req.rid] = queue
         finished = False
         try:
-            await self.to_engine.send_pyobj(req)
+            await self._send(req)
             while not finished:
                 out = await queue.get()
                 finished = out.finished
@@ -139,17 +208,35 @@ class Frontend:
                 await self.abort(req.rid)
 
     async def abort(self, rid: str) -> None:
-        if self.engine_alive:  # a dead engine holds nothing, and a send to it would wait for a peer
-            await self.to_engine.send_pyobj(AbortRequest(rid))
+        if self.engine_state == "running":  # a dead engine holds nothing
+            await self._send(AbortRequest(rid))
 
-    async def control(self, kind: str, payload: dict[str, Any] | None = None, timeout: float = 60.0) -> ControlReply:
-        if not self.engine_alive:  # answered now: a scraper must not pile up on a dead engine
-            raise EngineDied("the engine process died")
+    async def control(self, kind: str, payload: dict[str, Any] | None = None, timeout: float = 60.0,
+                      replay_key: str | None = None) -> ControlReply:
+        """Asks the engine; EngineDied at once when it is not running (a scraper must not pile up on
+        a dead engine). With `replay_key`, a successful control is sent again to a restarted engine."""
+        unavailable = self.unavailable()
+        if unavailable is not None:
+            raise unavailable
+        reply = await self._control(kind, payload or {}, timeout)
+        if replay_key is not None and reply.ok:
+            self.replayed[replay_key] = (kind, payload or {})
+        return reply
+
+    async def _control(self, kind: str, payload: dict[str, Any], timeout: float) -> ControlReply:
         token = next(self.control_tokens)
         waiter: asyncio.Future[ControlReply] = asyncio.get_running_loop().create_future()
         self.control_waiters[token] = waiter
-        await self.to_engine.send_pyobj(ControlRequest(kind, token, payload or {}))
         try:
+            if not await self._send(ControlRequest(kind, token, payload)):
+                raise EngineDied("the engine process died while answering", retry=True)
             return await asyncio.wait_for(waiter, timeout)
         finally:
             self.control_waiters.pop(token, None)
+
+    def close(self) -> None:
+        self.engine_state = "stopped"
+        for task in (self.receiver, self.supervision):
+            if task is not None:
+                task.cancel()
+        self.ctx.destroy(linger=0)

@@ -67,10 +67,16 @@ class GenerateOutput:
     output_top_logprobs: list[list[tuple[float, int]]] = field(default_factory=list)
     error: str | None = None
     error_status: int = 400  # HTTP status for `error`: 400 for the request's fault, 503 for the server's
+    retry: bool = True  # with a 503: whether the client should come back (Retry-After)
 
     @classmethod
-    def failure(cls, req: GenerateRequest, message: str, status: int = 400) -> GenerateOutput:
+    def failure(cls, req: GenerateRequest, message: str, status: int = 400, retry: bool = True) -> GenerateOutput:
         """The final output of a request that could not be served: it fails alone."""
-        return cls(rid=req.rid, new_token_ids=[], text="", finished=True,
-                   finish_reason={"type": "abort", "message": message}, prompt_tokens=len(req.input_ids),
-                   completion_tokens=0, cached_tokens=0, error=message, error_status=status)
+        return cls.error_for(req.rid, message, status, retry, prompt_tokens=len(req.input_ids))
+
+    @classmethod
+    def error_for(cls, rid: str, message: str, status: int, retry: bool = True, prompt_tokens: int = 0
+                  ) -> GenerateOutput:
+        return cls(rid=rid, new_token_ids=[], text="", finished=True,
+                   finish_reason={"type": "abort", "message": message}, prompt_tokens=prompt_tokens,
+                   completion_tokens=0, cached_tokens=0, error=message, error_status=status, retry=retry)
