@@ -97,6 +97,16 @@ def test_a_body_over_the_limit_is_413(live):
     assert_openai_error(r, 413, "--max-request-bytes")
 
 
+def test_a_chunked_body_over_the_limit_is_413_without_reading_all_of_it(live):
+    def chunks():  # no Content-Length: requests sends it chunked
+        for _ in range(100):
+            yield b"x" * 10000
+
+    r = beside_a_good_request(live, lambda: requests.post(live.url + "/generate", data=chunks(), timeout=120,
+                                                          headers={"Content-Type": "application/json"}))
+    assert_openai_error(r, 413, "--max-request-bytes")
+
+
 def test_a_duplicate_rid_in_flight_is_a_400_and_the_first_goes_on(live):
     first = requests.post(live.url + "/generate", stream=True, timeout=120, json={
         "text": "a b", "rid": "same", "stream": True, "sampling_params": {"max_new_tokens": 100, "ignore_eos": True}})

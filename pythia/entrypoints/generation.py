@@ -14,12 +14,13 @@ from typing import Any
 
 from fastapi import Request
 
-from pythia.entrypoints.errors import output_error
+from pythia.entrypoints.errors import HTTPError, output_error
 from pythia.entrypoints.server_state import ServerState
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
 
 
 DISCONNECT_POLL_S = 0.25  # how often a non-streaming request checks that its client is still there
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request its client gave up on
 
 
 class ResultBuilder:
@@ -101,11 +102,18 @@ async def run_to_completion(req: GenerateRequest, state: ServerState) -> ResultB
 async def run_many(requests: list[GenerateRequest], state: ServerState,
                    http_request: Request | None = None) -> list[ResultBuilder]:
     """Runs the requests to completion. With `http_request`, a client that disconnects before the
-    answer cancels them, so that a non-streaming request does not run on for nobody."""
+    answer cancels them, so that a non-streaming request does not run on for nobody; the route
+    then ends with a 499 that nobody reads (rather than a cancellation uvicorn logs as a crash)."""
     tasks = [asyncio.ensure_future(run_to_completion(r, state)) for r in requests]
     watcher = asyncio.ensure_future(_cancel_on_disconnect(http_request, tasks)) if http_request else None
     try:
         return list(await asyncio.gather(*tasks))
+    except asyncio.CancelledError:
+        for t in tasks:
+            t.cancel()
+        if watcher is not None and watcher.done() and not watcher.cancelled() and watcher.result():
+            raise HTTPError(CLIENT_CLOSED_REQUEST, "the client disconnected") from None
+        raise
     except BaseException:
         for t in tasks:
             t.cancel()
@@ -115,13 +123,15 @@ async def run_many(requests: list[GenerateRequest], state: ServerState,
             watcher.cancel()
 
 
-async def _cancel_on_disconnect(http_request: Request, tasks: list[asyncio.Future]) -> None:
+async def _cancel_on_disconnect(http_request: Request, tasks: list[asyncio.Future]) -> bool:
+    """Cancels the tasks if the client goes away first; says whether it did."""
     while not all(t.done() for t in tasks):
         if await http_request.is_disconnected():
             for t in tasks:
                 t.cancel()
-            return
+            return True
         await asyncio.sleep(DISCONNECT_POLL_S)
+    return False
 
 
 def sse(obj: Any) -> bytes:
