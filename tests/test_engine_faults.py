@@ -113,6 +113,28 @@ def test_a_request_whose_sampling_raises_fails_alone(engine, monkeypatch):
     assert final["good"].error is None and final["good"].completion_tokens == 4
 
 
+def test_a_seeded_request_draws_the_same_tokens_when_a_batch_beside_it_fails(engine, monkeypatch):
+    def seeded(rid):
+        return GenerateRequest(rid=rid, input_ids=list(range(70, 90)),
+                               params=SamplingParams(max_new_tokens=8, temperature=1.0, seed=7, ignore_eos=True))
+
+    alone = run(engine, seeded("alone"))["alone"]
+    real_sample = engine.runner.sample
+
+    def sample(logits, rows):  # fails after every row has drawn, as a late fault would
+        picked = real_sample(logits, rows)
+        if any(row.prompt_ids[:1] == [99] for row in rows):
+            raise RuntimeError("injected late sampler fault")
+        return picked
+
+    monkeypatch.setattr(engine.runner, "sample", sample)
+    doomed = GenerateRequest(rid="doomed", input_ids=[99] + list(range(40, 60)),
+                             params=SamplingParams(max_new_tokens=4, temperature=1.0, seed=3, ignore_eos=True))
+    final = run(engine, doomed, seeded("beside"))
+    assert final["doomed"].error_status == 500
+    assert final["beside"].text == alone.text
+
+
 def test_a_failed_forward_pass_ends_its_batch_and_caches_nothing_it_computed(engine, monkeypatch):
     engine.flush_cache()
     real_forward = engine.runner.forward

@@ -224,10 +224,15 @@ class Engine:
             return {}
         rows = [int(logit_start[i + 1]) - 1 for i in sampling]
         failed: dict[int, str] = {}
+        # A seeded request draws the same tokens whether or not a batch beside it failed: the
+        # retry starts from the generator states the batch started from.
+        seeded = [(g, g.get_state()) for g in (states[i].generator for i in sampling) if g is not None]
         try:
             picked = self._sample(logits[rows], [states[i] for i in sampling]).tolist()
         except Exception:
             logger.exception("sampling a batch of %d failed; retrying each request alone", len(sampling))
+            for generator, state in seeded:
+                generator.set_state(state)
             picked = []
             for i, row in zip(sampling, rows):
                 try:
