@@ -142,6 +142,33 @@ def test_past_the_queue_limit_requests_get_503_with_retry_after(live):
     live.assert_no_leaks()
 
 
+def test_streams_past_the_queue_limit_get_a_plain_503_and_the_others_stream(live):
+    model = live.get("/v1/models").json()["data"][0]["id"]
+    results: list[tuple[int, str, bytes]] = []
+    lock = threading.Lock()
+
+    def run():
+        r = requests.post(live.url + "/v1/completions", stream=True, timeout=120, json={
+            "model": model, "prompt": "q", "max_tokens": 96, "ignore_eos": True, "stream": True})
+        with lock:
+            results.append((r.status_code, r.headers.get("Retry-After", ""), r.content))
+
+    workers = [threading.Thread(target=run) for _ in range(16)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    refused = [(retry, body) for status, retry, body in results if status == 503]
+    assert refused, "more streams than the queue limit, yet none refused"
+    for retry, body in refused:  # a JSON error, not an event stream
+        assert retry == "1" and "--max-queued-requests" in json.loads(body)["error"]["message"]
+    streamed = [body for status, _, body in results if status == 200]
+    assert streamed and len(streamed) + len(refused) == len(results)
+    for body in streamed:
+        assert b'"error"' not in body and body.endswith(b"data: [DONE]\n\n")
+    live.assert_no_leaks()
+
+
 def test_unknown_routes_and_methods_answer_in_the_error_format(live):
     assert_openai_error(live.get("/no-such-route"), 404, "no route /no-such-route")
     assert_openai_error(live.get("/generate"), 405, "GET is not allowed")

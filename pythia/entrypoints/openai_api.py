@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
+from pythia.entrypoints.completion_logprobs import MAX_COMPLETION_LOGPROBS, ChoiceLogprobs
+from pythia.entrypoints.errors import HTTPError, bad_request, output_error, read_json_object
 from pythia.entrypoints.generation import ResultBuilder, run_many, sse
 from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.workflow_meta import parse_workflow
+from pythia.managers.frontend import EngineDied
 from pythia.managers.io_struct import GenerateRequest
 from pythia.model_executor.sampling_params import SamplingParams
 
@@ -59,7 +63,8 @@ def _check_model(body: dict[str, Any], state: ServerState) -> None:
         raise HTTPError(404, f"model {model!r} is not served here; this server serves {state.model_name!r}")
 
 
-def _sampling(body: dict[str, Any], default_max: int | None, state: ServerState) -> SamplingParams:
+def _sampling(body: dict[str, Any], default_max: int | None, state: ServerState,
+              num_prompts: int = 1) -> SamplingParams:
     unknown = set(body) - set(_SAMPLING_FIELDS) - _OTHER_FIELDS
     if unknown:
         raise bad_request(f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -79,14 +84,17 @@ def _sampling(body: dict[str, Any], default_max: int | None, state: ServerState)
             raw["json_schema"] = json.dumps(schema)
     try:
         params = SamplingParams.from_dict(raw)
-        state.check_limits(params, 1)
+        state.check_limits(params, num_prompts)
         return params
     except ValueError as e:
         raise bad_request(str(e)) from None
 
 
 def _requests(prompt_ids: list[int], params: SamplingParams, body: dict[str, Any], request: Request,
-              state: ServerState, logprobs: bool, top: int) -> list[GenerateRequest]:
+              state: ServerState, logprobs: bool, top: int, prompt_index: int | None = None,
+              prompt_logprobs: bool = False) -> list[GenerateRequest]:
+    """The n samples of one prompt; `prompt_index` names the prompt's place when a body has several
+    (rids rid-i-k), `prompt_logprobs` asks for the prompt's logprobs too (completions' echo)."""
     if not prompt_ids:
         raise bad_request("the prompt is empty")
     stream = body.get("stream", False)
@@ -96,21 +104,31 @@ def _requests(prompt_ids: list[int], params: SamplingParams, body: dict[str, Any
     rid = body.get("rid")  # SGLang's extension: the id /abort_request takes (n > 1: rid-0, rid-1, ...)
     if rid is not None and (not isinstance(rid, str) or not rid):
         raise bad_request("rid must be a non-empty string", "rid")
-    if rid is not None:
+    if prompt_index is not None:
+        base = f"{rid or state.frontend.new_rid()}-{prompt_index}"
+        rids = [f"{base}-{k}" for k in range(params.n)]
+    elif rid is not None:
         rids = [rid] if params.n == 1 else [f"{rid}-{k}" for k in range(params.n)]
     else:
         base = state.frontend.new_rid()
         rids = [f"{base}-{k}" for k in range(params.n)]
-    return [GenerateRequest(rid=this_rid, input_ids=prompt_ids, params=params, stream=stream,
-                            return_logprob=logprobs, top_logprobs_num=top, workflow=workflow)
-            for this_rid in rids]
+    # Without echo no prompt logprob is wanted, whatever max_tokens is (SGLang's default would
+    # score the whole prompt of a max_tokens=0 request).
+    start = 0 if prompt_logprobs else len(prompt_ids)
+    return [GenerateRequest(rid=this_rid, input_ids=prompt_ids, params=params.for_sample(k), stream=stream,
+                            return_logprob=logprobs, logprob_start_len=start, top_logprobs_num=top,
+                            workflow=workflow)
+            for k, this_rid in enumerate(rids)]
 
 
-def _usage(results: list[ResultBuilder]) -> dict[str, Any]:
-    prompt = results[0].out.prompt_tokens
+def _usage(results: list[ResultBuilder], n: int | None = None) -> dict[str, Any]:
+    """Usage of prompt-major results, n samples per prompt (default: all of one prompt). Each
+    prompt counts once, as its first sample saw it."""
+    firsts = results[::n or len(results)]
+    prompt = sum(r.out.prompt_tokens for r in firsts)
     completion = sum(r.out.completion_tokens for r in results)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": results[0].out.cached_tokens}}
+            "prompt_tokens_details": {"cached_tokens": sum(r.out.cached_tokens for r in firsts)}}
 
 
 def _finish(out) -> str | None:
@@ -119,32 +137,58 @@ def _finish(out) -> str | None:
     return {"length": "length", "abort": "abort"}.get(out.finish_reason["type"], "stop")
 
 
-async def _stream(reqs: list[GenerateRequest], state: ServerState, chunk_fn, include_usage: bool
-                  ) -> AsyncIterator[bytes]:
-    """Streams every sample's deltas interleaved as they come; then usage and [DONE]."""
-    import asyncio
+async def _pump(index: int, req: GenerateRequest, state: ServerState, queue: asyncio.Queue) -> None:
+    """Feeds one sample's (index, builder, logprob delta or HTTPError, output) events to the queue,
+    then (index, builder, None, None) once it is over."""
+    builder = ResultBuilder(req, state)
+    try:
+        async for out in state.frontend.generate(req):
+            queue.put_nowait((index, builder, builder.add(out), out))
+    except HTTPError as e:
+        queue.put_nowait((index, builder, e, None))
+    except EngineDied as e:
+        queue.put_nowait((index, builder, output_error(503, str(e)), None))
+    finally:
+        queue.put_nowait((index, builder, None, None))
 
+
+async def _stream_response(reqs: list[GenerateRequest], state: ServerState, chunk_fn, include_usage: bool,
+                           n: int | None = None) -> StreamingResponse:
+    """Starts every sample and waits for each one's first output before answering, as SGLang's
+    /generate does: a request refused by the front or the engine (a validation error, the queue
+    limit's 503) gets its real status as a plain JSON error instead of a 200 and an error event.
+    Failures after that are in-stream error events. `n`: samples per prompt, for usage."""
     queue: asyncio.Queue = asyncio.Queue()
+    tasks = [asyncio.ensure_future(_pump(i, r, state, queue)) for i, r in enumerate(reqs)]
+    early: deque = deque()
+    try:
+        waiting = set(range(len(reqs)))
+        while waiting:
+            event = await queue.get()
+            if isinstance(event[2], HTTPError):
+                raise event[2]
+            early.append(event)
+            waiting.discard(event[0])
+    except BaseException:
+        for t in tasks:  # the other samples end too: a cancelled pump aborts its request
+            t.cancel()
+        raise
+    return StreamingResponse(_stream(len(reqs), tasks, queue, early, state, chunk_fn, include_usage, n),
+                             media_type="text/event-stream")
 
-    async def pump(index: int, req: GenerateRequest) -> None:
-        builder = ResultBuilder(req, state)
-        try:
-            async for out in state.frontend.generate(req):
-                queue.put_nowait((index, builder, builder.add(out), out))
-        except HTTPError as e:
-            queue.put_nowait((index, builder, e, None))
-        finally:
-            queue.put_nowait((index, builder, None, None))
 
-    tasks = [asyncio.ensure_future(pump(i, r)) for i, r in enumerate(reqs)]
-    sent = [""] * len(reqs)
-    builders: list[ResultBuilder] = [None] * len(reqs)  # type: ignore[list-item]
+async def _stream(num: int, tasks: list[asyncio.Future], queue: asyncio.Queue, early: deque, state: ServerState,
+                  chunk_fn, include_usage: bool, n: int | None) -> AsyncIterator[bytes]:
+    """Streams every sample's deltas interleaved as they come (the events read before the response
+    started first); then usage and [DONE]."""
+    sent = [""] * num
+    builders: list[ResultBuilder] = [None] * num  # type: ignore[list-item]
     try:
         for chunk in chunk_fn(None, None, None, first=True):
             yield sse(chunk)
-        remaining = len(reqs)
+        remaining = num
         while remaining:
-            index, builder, delta, out = await queue.get()
+            index, builder, delta, out = early.popleft() if early else await queue.get()
             builders[index] = builder
             if isinstance(delta, HTTPError):
                 yield sse({"error": {"message": delta.message}})
@@ -158,7 +202,7 @@ async def _stream(reqs: list[GenerateRequest], state: ServerState, chunk_fn, inc
             if out.finished:
                 state.metrics.observe(builder)
         if include_usage and all(b is not None and b.out is not None for b in builders):
-            yield sse({**chunk_fn(None, None, None, first=False, usage_only=True), "usage": _usage(builders)})
+            yield sse({**chunk_fn(None, None, None, first=False, usage_only=True), "usage": _usage(builders, n)})
         yield b"data: [DONE]\n\n"
     finally:
         for t in tasks:
@@ -172,11 +216,44 @@ def _include_usage(body: dict[str, Any]) -> bool:
 
 # ------------------------------------------------------------------ completions
 
-def _completion_logprobs(entries: list, state: ServerState) -> dict[str, Any]:
-    """OpenAI's completion logprobs from [logprob, token, text] entries."""
-    tokens = [state.token_text(t) for _, t, _ in entries]
-    return {"tokens": tokens, "token_logprobs": [lp for lp, _, _ in entries],
-            "text_offset": [], "top_logprobs": None}
+def _is_token_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+
+
+def _completion_prompts(body: dict[str, Any]) -> list[str | list[int]]:
+    """The body's prompts: a string, a list of token ids, or a non-empty list of either."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, str) or _is_token_ids(prompt):
+        return [prompt]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) or _is_token_ids(p) for p in prompt):
+        return prompt
+    raise bad_request("prompt must be a string, a list of token ids, or a non-empty list of strings or of "
+                      "token id lists", "prompt")
+
+
+def _tokenize(prompt: str | list[int], state: ServerState, echo: bool) -> tuple[list[int], str]:
+    """Token ids and the text echo returns: a text prompt as given, token ids decoded."""
+    if isinstance(prompt, list):
+        vocab = state.info["vocab_size"]
+        if not echo or any(not 0 <= t < vocab for t in prompt):  # bad ids: the front's validation names them
+            return prompt, ""
+        return prompt, state.frontend.tokenizer.decode(prompt, skip_special_tokens=False)
+    try:
+        return state.frontend.tokenize(prompt), prompt
+    except ValueError as e:
+        raise bad_request(str(e), "prompt") from None
+
+
+def _completion_options(body: dict[str, Any]) -> tuple[bool, int | None]:
+    echo = False if body.get("echo") is None else body["echo"]
+    if not isinstance(echo, bool):
+        raise bad_request("echo must be true or false", "echo")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int)
+                                 or not 0 <= logprobs <= MAX_COMPLETION_LOGPROBS):
+        raise bad_request(f"logprobs must be an integer from 0 to {MAX_COMPLETION_LOGPROBS} (the number of most "
+                          "likely tokens listed per position)", "logprobs")
+    return echo, logprobs
 
 
 @router.post("/completions")
@@ -184,26 +261,20 @@ async def completions(request: Request):
     state = state_of(request)
     body = await read_json_object(request)
     _check_model(body, state)
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
-        prompt = prompt[0]
-    if isinstance(prompt, str):
-        try:
-            prompt_ids = state.frontend.tokenize(prompt)
-        except ValueError as e:
-            raise bad_request(str(e), "prompt") from None
-    elif isinstance(prompt, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
-        prompt_ids = prompt
-    else:
-        raise bad_request("prompt must be a string or a list of token ids (one prompt per request)")
-    if body.get("echo"):
-        raise bad_request("echo is not supported")
-    logprobs = body.get("logprobs")
-    if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int) or logprobs < 0):
-        raise bad_request("logprobs must be a non-negative integer")
-    params = _sampling(body, 16, state)
-    reqs = _requests(prompt_ids, params, body, request, state, logprobs is not None, logprobs or 0)
+    prompts = _completion_prompts(body)
+    echo, logprobs = _completion_options(body)
+    params = _sampling(body, 16, state, num_prompts=len(prompts))  # the limits before any tokenizing
+    tokenized = [_tokenize(p, state, echo) for p in prompts]
+    reqs: list[GenerateRequest] = []
+    for i, (ids, _) in enumerate(tokenized):  # prompt-major: choice i * n + k is sample k of prompt i
+        reqs += _requests(ids, params, body, request, state, logprobs is not None, logprobs or 0,
+                          prompt_index=i if len(prompts) > 1 else None, prompt_logprobs=echo)
+    # Each choice's echoed prompt (echo: every sample of a prompt starts with it) and logprobs builder.
+    echo_texts = [tokenized[i // params.n][1] if echo else None for i in range(len(reqs))]
+    choice_logprobs = [ChoiceLogprobs(r, state, logprobs, echo_texts[i]) if logprobs is not None else None
+                       for i, r in enumerate(reqs)]
     rid, created = "cmpl-" + uuid.uuid4().hex, int(time.time())
+    echoed: set[int] = set()
 
     def chunk(index, text, progress, first, usage_only=False):
         if first:
@@ -212,18 +283,20 @@ async def completions(request: Request):
         if usage_only:
             return {**obj, "choices": []}
         delta, out = progress
-        lp = _completion_logprobs(delta.get("output_token_logprobs", []), state) if logprobs is not None else None
+        if echo and index not in echoed:  # the prompt goes out with the choice's first chunk
+            text = echo_texts[index] + text
+            echoed.add(index)
+        lp = choice_logprobs[index].add(delta) if logprobs is not None else None
         return {**obj, "choices": [{"index": index, "text": text, "logprobs": lp, "finish_reason": _finish(out)}]}
 
     if reqs[0].stream:
-        return StreamingResponse(_stream(reqs, state, chunk, _include_usage(body)), media_type="text/event-stream")
+        return await _stream_response(reqs, state, chunk, _include_usage(body), params.n)
     results = await run_many(reqs, state, request)
-    choices = [{"index": i, "text": r.out.text, "finish_reason": _finish(r.out),
-                "logprobs": (_completion_logprobs(r.logprobs["output_token_logprobs"], state)
-                             if logprobs is not None else None)}
+    choices = [{"index": i, "text": (echo_texts[i] or "") + r.out.text, "finish_reason": _finish(r.out),
+                "logprobs": choice_logprobs[i].add(r.logprobs) if logprobs is not None else None}
                for i, r in enumerate(results)]
     return {"id": rid, "object": "text_completion", "created": created, "model": state.model_name,
-            "choices": choices, "usage": _usage(results)}
+            "choices": choices, "usage": _usage(results, params.n)}
 
 
 # ------------------------------------------------------------------ chat
@@ -319,7 +392,7 @@ async def chat_completions(request: Request):
                                      "logprobs": lp, "finish_reason": _finish(out)}]}
 
     if reqs[0].stream:
-        return StreamingResponse(_stream(reqs, state, chunk, _include_usage(body)), media_type="text/event-stream")
+        return await _stream_response(reqs, state, chunk, _include_usage(body))
     results = await run_many(reqs, state, request)
     choices = []
     for i, r in enumerate(results):

@@ -77,7 +77,8 @@ def parse_generate(body: dict[str, Any], headers: Any, state: ServerState) -> tu
             else:
                 this_rid = f"{rid or state.frontend.new_rid()}-{i}-{k}"
             requests.append(GenerateRequest(
-                rid=this_rid, input_ids=prompt, params=params, stream=stream, return_logprob=return_logprob,
+                rid=this_rid, input_ids=prompt, params=params.for_sample(k), stream=stream,
+                return_logprob=return_logprob,
                 logprob_start_len=_int_field(body, "logprob_start_len", -1),
                 top_logprobs_num=_int_field(body, "top_logprobs_num", 0),
                 return_text_in_logprobs=bool(body.get("return_text_in_logprobs", False)), workflow=workflow))

@@ -7,12 +7,33 @@ costs a bitmask fill per constrained request, and it runs on the CPU with the sa
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
 import xgrammar as xgr
 
 from pythia.model_executor.sampling_params import SamplingParams
+
+
+# xgrammar's C++ errors read "[00:01:42] /project/cpp/json_schema_converter.cc:4944: Unsupported type ...":
+# the time, its build's source path and line, and for failed checks the check's own expression.
+_LOG_PREFIX = re.compile(r"\[\d+:\d+:\d+(?:\.\d+)?\]\s*")
+_SOURCE_LOCATION = re.compile(r"(?:[\w.-]*/)+[\w.-]+\.(?:cc|cpp|cxx|c|h|hpp|py):\d+:?\s*")
+_CHECK_FAILED = re.compile(r"Check failed: \(.*?\) is false:?\s*")
+MAX_GRAMMAR_ERROR_CHARS = 400  # the message may quote the whole schema back
+
+
+def grammar_error_message(error: Exception) -> str:
+    """What was wrong with a grammar, without the dependency's source paths, check expressions
+    or stack frames, which mean nothing to a client."""
+    text = str(error).split("Stack trace", 1)[0]
+    for pattern in (_LOG_PREFIX, _SOURCE_LOCATION, _CHECK_FAILED):
+        text = pattern.sub("", text)
+    text = " ".join(text.split()) or type(error).__name__
+    if len(text) > MAX_GRAMMAR_ERROR_CHARS:
+        text = text[:MAX_GRAMMAR_ERROR_CHARS - 3] + "..."
+    return text
 
 
 class GrammarBackend:
@@ -43,7 +64,7 @@ class GrammarBackend:
             try:
                 self._cache[key] = compile_fn(key[1])
             except Exception as e:  # xgrammar raises several types for a bad grammar
-                raise ValueError(f"invalid {key[0]}: {e}") from None
+                raise ValueError(f"invalid {key[0]}: {grammar_error_message(e)}") from None
         return xgr.GrammarMatcher(self._cache[key])
 
     def apply_mask(self, matchers: list[xgr.GrammarMatcher], logits: torch.Tensor) -> None:

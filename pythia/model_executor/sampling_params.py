@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field, fields
@@ -85,6 +87,14 @@ class SamplingParams:
             except re.error as e:
                 raise ValueError(f"stop_regex {pattern!r} is not a valid regular expression: {e}") from None
 
+    def for_sample(self, k: int) -> SamplingParams:
+        """The parameters of sample k of a request with n > 1. Every sample carrying the request's
+        seed would draw the same tokens; each gets its own seed derived from (seed, k) instead, so
+        the samples differ while the same seed gives the same set of samples again."""
+        if self.seed is None or k == 0:  # sample 0 keeps the seed: n = 1 and the first of n agree
+            return self
+        return dataclasses.replace(self, seed=sample_seed(self.seed, k))
+
     @property
     def greedy(self) -> bool:
         return self.temperature < GREEDY_TEMPERATURE or self.top_k == 1
@@ -92,6 +102,13 @@ class SamplingParams:
     @property
     def has_penalties(self) -> bool:
         return self.frequency_penalty != 0 or self.presence_penalty != 0 or self.repetition_penalty != 1
+
+
+def sample_seed(seed: int, k: int) -> int:
+    """A seed for sample k > 0 of a request seeded with `seed`: a hash, so that the seeds of
+    neighbouring samples (or of requests seeded 1, 2, ...) do not give related streams."""
+    digest = hashlib.blake2b(f"{seed}/{k}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
 def _coerce(name: str, value: Any) -> Any:
