@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pythia import _core
+from pythia.entrypoints.tool_parsers import TOOL_CALL_PARSERS
 
 
 @dataclass
@@ -60,6 +61,11 @@ class ServerArgs:
     max_n: int = field(default=64, metadata={"help": "Most samples per request (n)."})
     max_stop_sequences: int = field(default=64, metadata={
         "help": "Most stop strings, stop patterns and stop token ids of one request, together."})
+    tool_call_parser: str = field(default="qwen25", metadata={
+        "help": "How the model writes tool calls, for tools on /v1/chat/completions: "
+                + ", ".join(TOOL_CALL_PARSERS) + " (SGLang's names). The default, qwen25 (Hermes-style "
+                "<tool_call> blocks), is also what the server teaches a model whose chat template does "
+                "not render tools, SmolLM2 included."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
 
     @classmethod
@@ -110,6 +116,9 @@ class ServerArgs:
         for name in ("max_queued_requests", "max_request_bytes", "max_n", "max_stop_sequences"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.tool_call_parser not in TOOL_CALL_PARSERS:
+            raise ValueError(f"--tool-call-parser must be one of {', '.join(TOOL_CALL_PARSERS)}, "
+                             f"got {self.tool_call_parser!r}")
         self.scheduler_config()
 
 
