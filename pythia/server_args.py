@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pythia import _core
+from pythia.entrypoints.tool_parsers import TOOL_CALL_PARSERS
 
 
 @dataclass
@@ -66,6 +67,11 @@ class ServerArgs:
     shutdown_timeout_s: float = field(default=25.0, metadata={
         "help": "On SIGTERM, how long requests in flight may run on while new ones get 503; the rest then "
                 "end with an error."})
+    tool_call_parser: str = field(default="qwen25", metadata={
+        "help": "How the model writes tool calls, for tools on /v1/chat/completions: "
+                + ", ".join(TOOL_CALL_PARSERS) + " (SGLang's names). The default, qwen25 (Hermes-style "
+                "<tool_call> blocks), is also what the server teaches a model whose chat template does "
+                "not render tools, SmolLM2 included."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
 
     @classmethod
@@ -120,6 +126,9 @@ class ServerArgs:
             raise ValueError("--max-engine-restarts must not be negative")
         if not 0 <= self.shutdown_timeout_s < float("inf"):
             raise ValueError("--shutdown-timeout-s must be a non-negative number of seconds")
+        if self.tool_call_parser not in TOOL_CALL_PARSERS:
+            raise ValueError(f"--tool-call-parser must be one of {', '.join(TOOL_CALL_PARSERS)}, "
+                             f"got {self.tool_call_parser!r}")
         self.scheduler_config()
 
 

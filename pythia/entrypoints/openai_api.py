@@ -13,10 +13,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from pythia.entrypoints.chat_messages import normalize_messages, template_input
 from pythia.entrypoints.completion_logprobs import MAX_COMPLETION_LOGPROBS, ChoiceLogprobs
 from pythia.entrypoints.errors import HTTPError, bad_request, output_error, read_json_object
 from pythia.entrypoints.generation import ResultBuilder, run_many, sse
 from pythia.entrypoints.server_state import ServerState, state_of
+from pythia.entrypoints.tool_calls import ToolRequest, forced_call_grammar, parse_tool_request, tool_call_json
+from pythia.entrypoints.tool_parsers import TOOL_CALL_PARSERS, ToolCallFormat, ToolCallStream, parse_tool_calls
 from pythia.entrypoints.workflow_meta import parse_workflow
 from pythia.managers.frontend import EngineDied
 from pythia.managers.io_struct import GenerateRequest
@@ -306,22 +309,8 @@ RESERVED_TEMPLATE_KWARGS = {"chat_template", "conversation", "tokenize", "add_ge
                             "return_tensors", "tokenizer_kwargs", "continue_final_message", "tools", "documents"}
 
 
-def _chat_prompt(body: dict[str, Any], state: ServerState) -> list[int]:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("messages must be a non-empty list")
-    clean = []
-    for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer", "tool"):
-            raise bad_request("each message needs a role of system, developer, user, assistant or tool")
-        content = m.get("content")
-        if isinstance(content, list):  # content parts: keep the text ones
-            parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-            content = "".join(parts)
-        if content is not None and not isinstance(content, str):
-            raise bad_request("message content must be a string or a list of text parts")
-        role = "system" if m["role"] == "developer" else m["role"]
-        clean.append({"role": role, "content": content or ""})
+def _chat_prompt(body: dict[str, Any], state: ServerState, tools: ToolRequest | None) -> list[int]:
+    messages = normalize_messages(body.get("messages"))
     tokenizer = state.frontend.tokenizer
     if not getattr(tokenizer, "chat_template", None):
         raise bad_request("this model's tokenizer has no chat template; use /v1/completions")
@@ -334,8 +323,17 @@ def _chat_prompt(body: dict[str, Any], state: ServerState) -> list[int]:
     if reserved:
         raise bad_request(f"chat_template_kwargs may not set {', '.join(reserved)}: the server renders the model's "
                           "own chat template", "chat_template_kwargs")
+    # Tools are rendered unless tool_choice is "none" (see tool_calls).
+    listed = [t.as_json() for t in tools.tools] if tools is not None and tools.active else None
     try:
-        rendered = tokenizer.apply_chat_template(clean, add_generation_prompt=True, tokenize=False, **kwargs)
+        template = tokenizer.get_chat_template(tools=listed)
+    except ValueError as e:  # several templates and none of them the default
+        raise bad_request(str(e), "messages") from None
+    conversation, template_tools = template_input(messages, listed, _tool_format(state), template)
+    if template_tools is not None:  # the model's template renders them itself (see chat_messages)
+        kwargs = {**kwargs, "tools": template_tools}
+    try:
+        rendered = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False, **kwargs)
         state.frontend.check_prompt_text(rendered)
         # As apply_chat_template(tokenize=True) does: the template already wrote the special tokens.
         return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
@@ -358,14 +356,33 @@ def _chat_logprobs(entries: list, state: ServerState, top: list | None) -> dict[
     return {"content": content}
 
 
+def _tool_format(state: ServerState) -> ToolCallFormat:
+    return TOOL_CALL_PARSERS[state.args.tool_call_parser]
+
+
+def _finish_with_calls(out, made_calls: bool) -> str | None:
+    """OpenAI's "tool_calls" for an answer that ended by itself after calling tools."""
+    reason = _finish(out)
+    return "tool_calls" if made_calls and reason == "stop" else reason
+
+
+def _tool_message(text: str, tools: ToolRequest | None, fmt: ToolCallFormat) -> dict[str, Any]:
+    if tools is None or not tools.active:
+        return {"role": "assistant", "content": text}
+    content, calls = parse_tool_calls(text, fmt, tools.names)
+    if not calls:
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": content, "tool_calls": [tool_call_json(c) for c in calls]}
+
+
 @router.post("/chat/completions")
 async def chat_completions(request: Request):
     state = state_of(request)
     body = await read_json_object(request)
     _check_model(body, state)
-    if body.get("tools"):
-        raise bad_request("tool calling is not supported")
-    prompt_ids = _chat_prompt(body, state)
+    tools = parse_tool_request(body)
+    fmt = _tool_format(state)
+    prompt_ids = _chat_prompt(body, state, tools)
     want_logprobs = body.get("logprobs", False)
     if not isinstance(want_logprobs, bool):
         raise bad_request("logprobs must be true or false")
@@ -373,11 +390,18 @@ async def chat_completions(request: Request):
     if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
         raise bad_request("top_logprobs must be an integer from 0 to 20")
     params = _sampling(body, None, state)
+    if tools is not None and tools.forces_call:
+        if params.regex is not None or params.json_schema is not None or params.ebnf is not None:
+            raise bad_request("tool_choice \"required\" or a named function constrains the output itself; it cannot "
+                              "be combined with response_format, regex, json_schema or ebnf", "tool_choice")
+        params.ebnf = forced_call_grammar(tools, fmt)
     if params.max_new_tokens is None:
         params.max_new_tokens = max(1, min(state.info["context_length"] - len(prompt_ids), 1024))
     reqs = _requests(prompt_ids, params, body, request, state, want_logprobs, top)
     rid, created = "chatcmpl-" + uuid.uuid4().hex, int(time.time())
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": state.model_name}
+    # Per choice, while tools are parsed: splits the streamed text into content and calls.
+    streams = [ToolCallStream(fmt, tools.names) for _ in reqs] if tools is not None and tools.active else None
 
     def chunk(index, text, progress, first, usage_only=False):
         if first:
@@ -388,8 +412,17 @@ async def chat_completions(request: Request):
         delta, out = progress
         lp = (_chat_logprobs(delta.get("output_token_logprobs", []), state, delta.get("output_top_logprobs"))
               if want_logprobs else None)
-        return {**base, "choices": [{"index": index, "delta": {"content": text} if text else {},
-                                     "logprobs": lp, "finish_reason": _finish(out)}]}
+        if streams is None:
+            return {**base, "choices": [{"index": index, "delta": {"content": text} if text else {},
+                                         "logprobs": lp, "finish_reason": _finish(out)}]}
+        stream = streams[index]
+        called_before = len(stream.calls)
+        content, calls = stream.feed(text, final=out.finished)
+        message: dict[str, Any] = {"content": content} if content else {}
+        if calls:
+            message["tool_calls"] = [tool_call_json(c, called_before + k) for k, c in enumerate(calls)]
+        return {**base, "choices": [{"index": index, "delta": message, "logprobs": lp,
+                                     "finish_reason": _finish_with_calls(out, bool(stream.calls))}]}
 
     if reqs[0].stream:
         return await _stream_response(reqs, state, chunk, _include_usage(body))
@@ -398,7 +431,8 @@ async def chat_completions(request: Request):
     for i, r in enumerate(results):
         lp = (_chat_logprobs(r.logprobs["output_token_logprobs"], state, r.logprobs.get("output_top_logprobs"))
               if want_logprobs else None)
-        choices.append({"index": i, "message": {"role": "assistant", "content": r.out.text}, "logprobs": lp,
-                        "finish_reason": _finish(r.out)})
+        message = _tool_message(r.out.text, tools, fmt)
+        choices.append({"index": i, "message": message, "logprobs": lp,
+                        "finish_reason": _finish_with_calls(r.out, "tool_calls" in message)})
     return {"id": rid, "object": "chat.completion", "created": created, "model": state.model_name,
             "choices": choices, "usage": _usage(results)}
