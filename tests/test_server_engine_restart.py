@@ -87,3 +87,29 @@ def test_a_crashed_engine_is_restarted_and_only_its_requests_fail(tmp_path):
         assert r.status_code == 503 and "Retry-After" not in r.headers, r.text
     finally:
         live.stop()
+
+
+def test_a_request_in_the_engine_at_two_crashes_is_refused_afterwards(tmp_path):
+    from pythia.models.tiny_model import tiny_model_path
+
+    live = LiveServer("--model-path", str(tiny_model_path()), "--max-engine-restarts", "3",
+                      log_path=tmp_path / "server.log")
+    try:
+        for _ in range(2):  # the same request is in flight at two crashes
+            events: list = []
+            started = threading.Event()
+            streamer = threading.Thread(target=_stream_until_cut, args=(live, events, started))
+            streamer.start()
+            assert started.wait(60)
+            _kill_engine(live)
+            streamer.join(30)
+            time.sleep(0.5)
+            _wait_healthy(live)
+        body = {"text": "count", "stream": True, "sampling_params": {"max_new_tokens": 6000, "ignore_eos": True}}
+        r = requests.post(live.url + "/generate", json=body, timeout=30)
+        assert r.status_code == 400 and "2 of its crashes" in r.json()["error"]["message"], r.text
+        r = live.post("/generate", json={"text": "count", "sampling_params": {"max_new_tokens": 3, "ignore_eos": True}})
+        assert r.status_code == 200, r.text  # another request with the same prompt is served
+        live.assert_no_leaks()
+    finally:
+        live.stop()

@@ -49,6 +49,15 @@ def test_qwen25_splits_calls_from_content(text, content, calls):
     assert parse_tool_calls(text, QWEN, NAMES) == (content, calls)
 
 
+def test_without_parallel_calls_only_the_first_call_is_kept():
+    text = ('<tool_call>{"name": "get_time", "arguments": {"zone": "UTC"}}</tool_call>\n'
+            '<tool_call>{"name": "get_time", "arguments": {"zone": "CET"}}</tool_call>')
+    assert parse_tool_calls(text, QWEN, NAMES, max_calls=1) == (None, [call("get_time", zone="UTC")])
+    stream = ToolCallStream(QWEN, NAMES, max_calls=1)
+    sent = [stream.feed(text[:60]), stream.feed(text[60:], final=True)]
+    assert [c for _, calls in sent for c in calls] == [call("get_time", zone="UTC")]
+
+
 @pytest.mark.parametrize("text", [
     "The weather is fine.",
     '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Pa',            # cut off mid-JSON
@@ -185,6 +194,9 @@ def test_bad_tool_settings_are_400s_naming_the_parameter(body, param, words):
                                              "function": {"name": "f", "arguments": "{oops"}}]}],
      "messages[0].tool_calls[0].function.arguments", "JSON object"),
     ([{"role": "assistant", "tool_calls": {"id": "c"}}], "messages[0].tool_calls", "must be a list"),
+    ([{"role": "user", "content": [{"type": "text", "text": None}]}], "messages[0].content[0]", "text part"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+     "messages[0].content[0]", "text only"),
 ])
 def test_bad_tool_history_is_a_400_naming_the_message(messages, param, words):
     with pytest.raises(HTTPError) as err:

@@ -63,8 +63,14 @@ def normalize_messages(messages: Any) -> list[dict[str, Any]]:
 
 
 def _content(content: Any, where: str) -> str:
-    if isinstance(content, list):  # content parts: keep the text ones
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if isinstance(content, list):  # content parts: text ones only, this model reads nothing else
+        texts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise bad_request(f"{where}.content[{j}] must be a text part {{\"type\": \"text\", \"text\": "
+                                  "\"...\"}} (this model reads text only)", f"{where}.content[{j}]")
+            texts.append(part["text"])
+        content = "".join(texts)
     if content is not None and not isinstance(content, str):
         raise bad_request("message content must be a string or a list of text parts", f"{where}.content")
     return content or ""

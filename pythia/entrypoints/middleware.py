@@ -45,7 +45,11 @@ class RequestGate:
         if length.isdigit() and int(length) > limit:
             await error_response(413, body_too_large(int(length), limit))(scope, receive, send)
             return
-        await self.app(scope, _bounded_receive(receive, limit), send)
+        self.state.http_in_flight += 1  # what a graceful shutdown waits for
+        try:
+            await self.app(scope, _bounded_receive(receive, limit), send)
+        finally:
+            self.state.http_in_flight -= 1
 
 
 def _bounded_receive(receive, limit: int):

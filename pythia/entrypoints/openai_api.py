@@ -369,7 +369,7 @@ def _finish_with_calls(out, made_calls: bool) -> str | None:
 def _tool_message(text: str, tools: ToolRequest | None, fmt: ToolCallFormat) -> dict[str, Any]:
     if tools is None or not tools.active:
         return {"role": "assistant", "content": text}
-    content, calls = parse_tool_calls(text, fmt, tools.names)
+    content, calls = parse_tool_calls(text, fmt, tools.names, tools.max_calls)
     if not calls:
         return {"role": "assistant", "content": text}
     return {"role": "assistant", "content": content, "tool_calls": [tool_call_json(c) for c in calls]}
@@ -401,7 +401,8 @@ async def chat_completions(request: Request):
     rid, created = "chatcmpl-" + uuid.uuid4().hex, int(time.time())
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": state.model_name}
     # Per choice, while tools are parsed: splits the streamed text into content and calls.
-    streams = [ToolCallStream(fmt, tools.names) for _ in reqs] if tools is not None and tools.active else None
+    streams = ([ToolCallStream(fmt, tools.names, tools.max_calls) for _ in reqs]
+               if tools is not None and tools.active else None)
 
     def chunk(index, text, progress, first, usage_only=False):
         if first:

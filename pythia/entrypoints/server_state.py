@@ -36,6 +36,7 @@ class ServerState:
         self.metrics = Metrics(frontend)
         self.version = __version__
         self.draining = False  # set on SIGTERM: new requests get 503 while in-flight ones finish
+        self.http_in_flight = 0  # requests past the gate and not yet answered (RequestGate counts them)
 
     @property
     def model_name(self) -> str:
@@ -45,18 +46,18 @@ class ServerState:
         """Graceful shutdown: refuse new requests, give the ones in flight `timeout` seconds to
         finish, then end the rest with an error (streams get an error event and [DONE])."""
         self.draining = True
-        frontend = self.frontend
-        logger.info("shutting down: waiting up to %.0f s for %d requests in flight", timeout, len(frontend.queues))
+        logger.info("shutting down: waiting up to %.0f s for %d requests in flight", timeout, self.http_in_flight)
         deadline = time.monotonic() + timeout
-        while frontend.queues and time.monotonic() < deadline:
+        while self.http_in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        if frontend.queues:
-            logger.warning("shutting down: ending %d requests still in flight", len(frontend.queues))
-            frontend.fail_all(f"the server is shutting down; the request did not finish within {timeout:g} s "
-                              "(--shutdown-timeout-s)", 503)
+        if self.http_in_flight:
+            logger.warning("shutting down: ending %d requests still in flight", self.http_in_flight)
+            self.frontend.engine_state = "stopped"  # a request still on its way in is refused too
+            self.frontend.fail_all(f"the server is shutting down; the request did not finish within {timeout:g} s "
+                                   "(--shutdown-timeout-s)", 503)
             # Their handlers write the errors out; uvicorn's own shutdown waits for the connections.
             deadline = time.monotonic() + 2.0
-            while frontend.queues and time.monotonic() < deadline:
+            while self.http_in_flight and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
 
     def close(self) -> None:

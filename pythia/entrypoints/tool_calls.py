@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -25,6 +26,7 @@ import xgrammar as xgr
 from xgrammar.structural_tag import ConstStringFormat, GrammarFormat, SequenceFormat, StarFormat, StructuralTag
 
 from pythia.entrypoints.errors import bad_request
+from pythia.model_executor.grammar import grammar_error_message
 from pythia.entrypoints.tool_parsers import ParsedCall, ToolCallFormat
 
 MAX_TOOLS = 128  # OpenAI's own limit
@@ -62,6 +64,10 @@ class ToolRequest:
     def active(self) -> bool:
         """Tools rendered into the prompt and calls parsed from the output."""
         return self.choice != "none" and bool(self.tools)
+
+    @property
+    def max_calls(self) -> int | None:
+        return None if self.parallel else 1
 
     @property
     def forces_call(self) -> bool:
@@ -166,13 +172,11 @@ def forced_call_grammar(request: ToolRequest, fmt: ToolCallFormat) -> str:
         schema = {"type": "object", "properties": {"name": {"const": tool.name}, fmt.arguments_key: arguments},
                   "required": ["name", fmt.arguments_key], **definitions}
         try:
-            # Compact JSON with the separators json.dumps writes: a small model given free
-            # whitespace tends to spend its tokens on newlines.
-            per_tool.append(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False,
-                                                         separators=(", ", ": ")))
+            per_tool.append(_schema_grammar(json.dumps(schema)))  # key order is the output order
         except Exception as e:  # xgrammar raises several types for a schema it cannot use
             where = f"tools[{i}].function.parameters"
-            raise bad_request(f"{where} is not a JSON schema the grammar backend accepts: {e}", where) from None
+            raise bad_request(f"{where} is not a JSON schema the grammar backend accepts: "
+                              f"{grammar_error_message(e)}", where) from None
     parts = [per_tool[0] if len(per_tool) == 1 else xgr.Grammar.union(*per_tool)]
     if fmt.call_begin:
         parts.insert(0, _literal(fmt.call_begin))
@@ -185,6 +189,13 @@ def forced_call_grammar(request: ToolRequest, fmt: ToolCallFormat) -> str:
     more = SequenceFormat(elements=[ConstStringFormat(value=fmt.call_separator), call_format])
     return str(xgr.Grammar.from_structural_tag(StructuralTag(format=SequenceFormat(
         elements=[call_format, StarFormat(content=more)]))))
+
+
+@functools.lru_cache(maxsize=256)  # agents send the same tools with every call
+def _schema_grammar(schema: str) -> xgr.Grammar:
+    # Compact JSON with the separators json.dumps writes: a small model given free whitespace
+    # tends to spend its tokens on newlines.
+    return xgr.Grammar.from_json_schema(schema, any_whitespace=False, separators=(", ", ": "))
 
 
 def _literal(text: str) -> xgr.Grammar:

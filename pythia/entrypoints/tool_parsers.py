@@ -188,9 +188,10 @@ class ToolCallStream:
     non-streamed answers cannot disagree.
     """
 
-    def __init__(self, fmt: ToolCallFormat, names: frozenset[str]) -> None:
+    def __init__(self, fmt: ToolCallFormat, names: frozenset[str], max_calls: int | None = None) -> None:
         self._fmt = fmt
         self._names = names
+        self._max_calls = max_calls  # parallel_tool_calls: false allows one; calls past it are dropped
         self._text = ""
         self._settled = 0
         self._held_space = ""     # whitespace after content, sent only once more content follows
@@ -208,7 +209,8 @@ class ToolCallStream:
             if seg.call is not None:
                 self._held_space = ""
                 self._after_call = True
-                calls.append(seg.call)
+                if self._max_calls is None or len(self.calls) + len(calls) < self._max_calls:
+                    calls.append(seg.call)
                 continue
             piece = seg.text.lstrip() if self._after_call else seg.text
             if not piece:
@@ -226,10 +228,11 @@ class ToolCallStream:
         return "".join(content), calls
 
 
-def parse_tool_calls(text: str, fmt: ToolCallFormat, names: frozenset[str]) -> tuple[str | None, list[ParsedCall]]:
+def parse_tool_calls(text: str, fmt: ToolCallFormat, names: frozenset[str], max_calls: int | None = None
+                     ) -> tuple[str | None, list[ParsedCall]]:
     """A finished output as (content, calls). Without calls the content is the text unchanged;
     with calls it is the text around them, or None when there is none."""
-    content, calls = ToolCallStream(fmt, names).feed(text, final=True)
+    content, calls = ToolCallStream(fmt, names, max_calls).feed(text, final=True)
     if not calls:
         return text, []
     return content or None, calls

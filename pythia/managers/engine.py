@@ -120,6 +120,7 @@ class Engine:
             logger.exception("adding request %s failed", req.rid)
             if state is not None and self.core.has_request(state.core_id):
                 self.core.abort(state.core_id)
+            self.tracker.on_rejected(wf)
             self.next_core_id += 1  # the id may be in the core's books: never reuse it
             return GenerateOutput.failure(req, f"internal error adding the request: {type(e).__name__}: {e}", 500)
         self.next_core_id += 1

@@ -90,6 +90,10 @@ class EngineLoop:
         except Exception as e:  # a bug met by one message: that request fails, the engine goes on
             logger.exception("handling %s failed", type(msg).__name__)
             if isinstance(msg, GenerateRequest):
+                try:  # if it got in: the front forgets it, so must the engine
+                    self.engine.abort(msg.rid)
+                except Exception:
+                    logger.exception("aborting %s after the failure failed too", msg.rid)
                 self.outbox.send_pyobj([GenerateOutput.failure(msg, f"internal error: {type(e).__name__}: {e}", 500)])
 
     def _handle(self, msg: Any) -> None:

@@ -64,6 +64,8 @@ class EngineSupervisor:
         self.process: mp.process.BaseProcess | None = None
         self.incarnation = 0
         self.restarts: collections.deque[float] = collections.deque()
+        self.closed = False
+        self._ready: Any = None  # the pipe the spawned engine reports ready on
 
     def addresses(self) -> tuple[str, str]:
         """The socket addresses of the next incarnation."""
@@ -71,37 +73,47 @@ class EngineSupervisor:
         return base + "-requests", base + "-outputs"
 
     def start(self, requests_addr: str, outputs_addr: str) -> dict[str, Any]:
-        """Starts an engine connected to the given addresses and waits until it is ready; returns
-        its info. Blocks for as long as the model takes to load: call it off the event loop."""
+        """Starts an engine and waits until it is ready; returns its info. Blocks for as long as
+        the model takes to load."""
+        self.spawn(requests_addr, outputs_addr)
+        return self.wait_ready()
+
+    def spawn(self, requests_addr: str, outputs_addr: str) -> None:
+        """Starts an engine process connected to the given addresses. Call it from the main thread:
+        the engine asks Linux to kill it when the thread that started it exits."""
         from pythia.managers.engine_process import run_engine_process
 
+        if self.closed:
+            raise EngineStartError("the server is stopping")
         self.incarnation += 1
         ctx = mp.get_context("spawn")
-        parent_end, child_end = ctx.Pipe(duplex=False)
+        self._ready, child_end = ctx.Pipe(duplex=False)
         process = ctx.Process(target=run_engine_process, args=(self.args, requests_addr, outputs_addr, child_end),
                               name=f"pythia-engine-{self.incarnation}", daemon=True)
         process.start()
         child_end.close()
         self.process = process
+
+    def wait_ready(self) -> dict[str, Any]:
+        """Waits for the spawned engine's ready message; EngineStartError if it exits first or
+        reports an error. Blocking: off the event loop, call it in a thread."""
+        process, ready = self.process, self._ready
         deadline = time.monotonic() + READY_TIMEOUT_S
         try:
-            while not parent_end.poll(0.1):
+            while not ready.poll(0.1):
                 if not process.is_alive():
                     raise EngineStartError(f"the engine process exited with code {process.exitcode} while starting")
                 if time.monotonic() > deadline:
                     raise EngineStartError(f"the engine was not ready after {READY_TIMEOUT_S:.0f} s")
-            status, payload = parent_end.recv()
+            status, payload = ready.recv()
         except EOFError:
             raise EngineStartError(f"the engine process exited with code {process.exitcode} while starting") from None
         finally:
-            parent_end.close()
+            ready.close()
         if status != "ready":
             self.kill()
             raise EngineStartError(payload)
         return payload
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.is_alive()
 
     async def wait_exit(self) -> int | None:
         """Returns once the current engine process has exited, with its exit code."""
@@ -140,5 +152,6 @@ class EngineSupervisor:
 
     def close(self) -> None:
         """Stops the engine and removes every socket file the server created."""
+        self.closed = True
         self.kill()
         shutil.rmtree(self.ipc_dir, ignore_errors=True)

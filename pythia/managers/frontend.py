@@ -4,6 +4,7 @@ outputs back to the waiting HTTP handlers, and aborts requests whose client went
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import uuid
@@ -13,7 +14,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from pythia.managers.engine_supervisor import EngineStartError, EngineSupervisor
+from pythia.managers.engine_supervisor import EngineSupervisor
 from pythia.managers.io_struct import AbortRequest, ControlReply, ControlRequest, GenerateOutput, GenerateRequest
 from pythia.managers.request_validation import RequestLimits, validate_request
 
@@ -26,6 +27,33 @@ class EngineDied(RuntimeError):
     def __init__(self, message: str, retry: bool = False) -> None:
         super().__init__(message)
         self.retry = retry
+
+
+MAX_RESTART_BACKOFF_S = 30.0
+QUARANTINE_AFTER_CRASHES = 2  # a request in the engine at this many of its crashes is refused
+MAX_SUSPECTS = 4096
+
+
+def fingerprint(req: GenerateRequest) -> int:
+    return hash((tuple(req.input_ids), repr(req.params)))
+
+
+class CrashSuspects:
+    """Requests that were in the engine when it crashed, by fingerprint: a client that retries a
+    request that kills the engine would otherwise spend the whole restart budget."""
+
+    def __init__(self) -> None:
+        self.crashes: collections.OrderedDict[int, int] = collections.OrderedDict()
+
+    def record_crash(self, fingerprints) -> None:
+        for fp in set(fingerprints):
+            self.crashes[fp] = self.crashes.get(fp, 0) + 1
+            self.crashes.move_to_end(fp)
+        while len(self.crashes) > MAX_SUSPECTS:
+            self.crashes.popitem(last=False)
+
+    def refused(self, fp: int) -> bool:
+        return self.crashes.get(fp, 0) >= QUARANTINE_AFTER_CRASHES
 
 
 # What a request is told while the engine is not running, by the front's engine state.
@@ -56,6 +84,8 @@ class Frontend:
         # Controls that changed the engine's state and are sent again to a restarted engine
         # (registered workflow topologies), by key.
         self.replayed: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.in_flight: dict[str, int] = {}  # rid -> fingerprint, of the requests sent to the engine
+        self.suspects = CrashSuspects()
 
     def attach(self, requests_addr: str, outputs_addr: str) -> None:
         """Binds fresh sockets for an engine incarnation; the previous ones, and whatever was still
@@ -82,32 +112,43 @@ class Frontend:
                 self.supervision = loop.create_task(self._supervise(supervisor))
 
     async def _supervise(self, supervisor: EngineSupervisor) -> None:
-        while True:
-            code = await supervisor.wait_exit()
-            if self.engine_state == "stopped":
-                return
-            self.engine_state = "restarting"
-            logger.error("the engine process died (exit code %s); failing the %d requests in it",
-                         code, len(self.queues))
-            self.fail_all("the engine process died while serving this request", 503)
-            while True:
-                if not supervisor.may_restart():
-                    logger.error("not restarting the engine: --max-engine-restarts (%d) reached",
-                                 supervisor.max_restarts)
-                    self.engine_state = "dead"
-                    return
-                addrs = supervisor.addresses()
+        try:
+            while await self._restart_after_exit(supervisor):
+                pass
+        except Exception:  # a bug here must not leave every request told "retry shortly" forever
+            logger.exception("engine supervision failed")
+            self.engine_state = "dead"
+
+    async def _restart_after_exit(self, supervisor: EngineSupervisor) -> bool:
+        """Waits for the engine to exit, fails what was in it and restarts it; False when it stays down."""
+        code = await supervisor.wait_exit()
+        if self.engine_state == "stopped":
+            return False
+        self.engine_state = "restarting"
+        logger.error("the engine process died (exit code %s); failing the %d requests in it", code, len(self.queues))
+        self.suspects.record_crash(self.in_flight.values())
+        self.fail_all("the engine process died while serving this request", 503)
+        for attempt in itertools.count():
+            if not supervisor.may_restart():
+                logger.error("not restarting the engine: --max-engine-restarts (%d) reached", supervisor.max_restarts)
+                self.engine_state = "dead"
+                return False
+            await asyncio.sleep(min(2.0 ** attempt - 1, MAX_RESTART_BACKOFF_S))  # at once, then 1, 3, 7... s
+            addrs = supervisor.addresses()
+            try:
                 self.attach(*addrs)
-                try:
-                    await asyncio.to_thread(supervisor.start, *addrs)
-                    await self._replay()
-                except (EngineStartError, EngineDied, asyncio.TimeoutError) as e:
-                    logger.error("the engine failed to restart: %s", e)
-                    supervisor.kill()
-                    continue
+                supervisor.spawn(*addrs)
+                await asyncio.to_thread(supervisor.wait_ready)
+                await self._replay()
                 break
-            self.engine_state = "running"
-            logger.warning("the engine process was restarted (incarnation %d)", supervisor.incarnation)
+            except Exception as e:
+                if self.engine_state == "stopped":
+                    return False
+                logger.error("the engine failed to restart: %s: %s", type(e).__name__, e)
+                await asyncio.to_thread(supervisor.kill)
+        self.engine_state = "running"
+        logger.warning("the engine process was restarted (incarnation %d)", supervisor.incarnation)
+        return True
 
     async def _replay(self) -> None:
         for kind, payload in list(self.replayed.values()):
@@ -182,10 +223,14 @@ class Frontend:
         if unavailable is not None:
             yield GenerateOutput.failure(req, str(unavailable), 503, unavailable.retry)
             return
+        fp = fingerprint(req)
         try:  # refused here, a bad request never reaches the engine process
             if req.rid in self.queues:
                 raise ValueError(f"request id {req.rid!r} is already in use")
             validate_request(req, self.limits)
+            if self.suspects.refused(fp):
+                raise ValueError(f"this request (same prompt and parameters) was in the engine process at "
+                                 f"{QUARANTINE_AFTER_CRASHES} of its crashes; it is refused")
         except ValueError as e:
             yield GenerateOutput.failure(req, str(e))
             return
@@ -195,6 +240,7 @@ class Frontend:
             return
         queue: asyncio.Queue[GenerateOutput] = asyncio.Queue()
         self.queues[req.rid] = queue
+        self.in_flight[req.rid] = fp
         finished = False
         try:
             await self._send(req)
@@ -204,6 +250,7 @@ class Frontend:
                 yield out
         finally:
             self.queues.pop(req.rid, None)
+            self.in_flight.pop(req.rid, None)
             if not finished:
                 await self.abort(req.rid)
 
