@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 import requests
@@ -172,3 +173,31 @@ def test_streams_past_the_queue_limit_get_a_plain_503_and_the_others_stream(live
 def test_unknown_routes_and_methods_answer_in_the_error_format(live):
     assert_openai_error(live.get("/no-such-route"), 404, "no route /no-such-route")
     assert_openai_error(live.get("/generate"), 405, "GET is not allowed")
+
+
+def test_health_answers_while_a_large_batch_is_tokenized(tmp_path):
+    from pythia.models.tiny_model import tiny_model_path
+
+    server = LiveServer("--model-path", str(tiny_model_path()), "--max-request-bytes", str(64 << 20),
+                        log_path=tmp_path / "server.log")
+    try:
+        # 30 MB of prompts, each within the character bound: seconds of tokenizing, then a 400
+        # for the sampling parameters (checked after the prompts).
+        body = json.dumps({"text": ["word " * 4000] * 1500, "sampling_params": {"temperature": -1}})
+        done = threading.Event()
+        reply: dict = {}
+
+        def send():
+            reply["r"] = post_raw(server, "/generate", body)
+            done.set()
+
+        worker = threading.Thread(target=send)
+        worker.start()
+        time.sleep(1.0)
+        answered_while_busy = requests.get(server.url + "/health", timeout=60).status_code == 200 and not done.is_set()
+        worker.join()
+        assert answered_while_busy, "the batch was tokenized before /health could be checked; use a larger one"
+        assert_openai_error(reply["r"], 400, "temperature")
+        server.assert_no_leaks()
+    finally:
+        server.stop()

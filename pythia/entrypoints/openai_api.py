@@ -267,7 +267,7 @@ async def completions(request: Request):
     prompts = _completion_prompts(body)
     echo, logprobs = _completion_options(body)
     params = _sampling(body, 16, state, num_prompts=len(prompts))  # the limits before any tokenizing
-    tokenized = [_tokenize(p, state, echo) for p in prompts]
+    tokenized = await state.frontend.in_tokenizer_thread(lambda: [_tokenize(p, state, echo) for p in prompts])
     reqs: list[GenerateRequest] = []
     for i, (ids, _) in enumerate(tokenized):  # prompt-major: choice i * n + k is sample k of prompt i
         reqs += _requests(ids, params, body, request, state, logprobs is not None, logprobs or 0,
@@ -382,7 +382,7 @@ async def chat_completions(request: Request):
     _check_model(body, state)
     tools = parse_tool_request(body)
     fmt = _tool_format(state)
-    prompt_ids = _chat_prompt(body, state, tools)
+    prompt_ids = await state.frontend.in_tokenizer_thread(_chat_prompt, body, state, tools)
     want_logprobs = body.get("logprobs", False)
     if not isinstance(want_logprobs, bool):
         raise bad_request("logprobs must be true or false")

@@ -114,7 +114,7 @@ async def stream_generate(req: GenerateRequest, state: ServerState, first: Gener
 async def generate(request: Request):
     state = state_of(request)
     body = await read_json_object(request)
-    requests, batched = parse_generate(body, request.headers, state)
+    requests, batched = await state.frontend.in_tokenizer_thread(parse_generate, body, request.headers, state)
     if requests[0].stream:
         req = requests[0]
         outputs = state.frontend.generate(req).__aiter__()

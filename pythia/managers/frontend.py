@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import functools
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import zmq
 import zmq.asyncio
@@ -19,6 +21,7 @@ from pythia.managers.io_struct import AbortRequest, ControlReply, ControlRequest
 from pythia.managers.request_validation import RequestLimits, validate_request
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class EngineDied(RuntimeError):
@@ -85,6 +88,7 @@ class Frontend:
         # (registered workflow topologies), by key.
         self.replayed: dict[str, tuple[str, dict[str, Any]]] = {}
         self.in_flight: dict[str, int] = {}  # rid -> fingerprint, of the requests sent to the engine
+        self.tokenizer_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pythia-tokenizer")
         self.suspects = CrashSuspects()
 
     def attach(self, requests_addr: str, outputs_addr: str) -> None:
@@ -196,6 +200,13 @@ class Frontend:
                 raise  # a real cancellation: the client went away
             return False
 
+    async def in_tokenizer_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs `fn` (a route's parsing: tokenizing, rendering a chat template) on the tokenizer's
+        own thread, so that a large batch of prompts does not stall the event loop, and so health
+        checks and streams, for seconds. One thread: a fast tokenizer is not safe to call from
+        several at once."""
+        return await asyncio.get_running_loop().run_in_executor(self.tokenizer_thread, functools.partial(fn, *args))
+
     def tokenize(self, text: str) -> list[int]:
         """Token ids of `text`; ValueError as check_prompt_text says."""
         self.check_prompt_text(text)
@@ -287,3 +298,4 @@ class Frontend:
             if task is not None:
                 task.cancel()
         self.ctx.destroy(linger=0)
+        self.tokenizer_thread.shutdown(wait=False, cancel_futures=True)
