@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 
 from pythia.entrypoints.errors import HTTPError, output_error
 from pythia.entrypoints.server_state import ServerState
@@ -132,6 +133,13 @@ async def _cancel_on_disconnect(http_request: Request, tasks: list[asyncio.Futur
             return True
         await asyncio.sleep(DISCONNECT_POLL_S)
     return False
+
+
+async def json_response(obj: Any, status_code: int = 200) -> Response:
+    """A JSON response rendered off the event loop: a batch's results with logprobs, or a large
+    workflow profile, take long enough to serialize to stall every other request."""
+    body = await asyncio.to_thread(json.dumps, obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode(), status_code=status_code, media_type="application/json")
 
 
 def sse(obj: Any) -> bytes:

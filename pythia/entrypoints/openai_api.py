@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from pythia.entrypoints.chat_messages import normalize_messages, template_input
 from pythia.entrypoints.completion_logprobs import MAX_COMPLETION_LOGPROBS, ChoiceLogprobs
 from pythia.entrypoints.errors import HTTPError, bad_request, output_error, read_json_object
-from pythia.entrypoints.generation import ResultBuilder, run_many, sse
+from pythia.entrypoints.generation import ResultBuilder, json_response, run_many, sse
 from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.tool_calls import ToolRequest, forced_call_grammar, parse_tool_request, tool_call_json
 from pythia.entrypoints.tool_parsers import TOOL_CALL_PARSERS, ToolCallFormat, ToolCallStream, parse_tool_calls
@@ -298,8 +298,8 @@ async def completions(request: Request):
     choices = [{"index": i, "text": (echo_texts[i] or "") + r.out.text, "finish_reason": _finish(r.out),
                 "logprobs": choice_logprobs[i].add(r.logprobs) if logprobs is not None else None}
                for i, r in enumerate(results)]
-    return {"id": rid, "object": "text_completion", "created": created, "model": state.model_name,
-            "choices": choices, "usage": _usage(results, params.n)}
+    return await json_response({"id": rid, "object": "text_completion", "created": created, "model": state.model_name,
+                                "choices": choices, "usage": _usage(results, params.n)})
 
 
 # ------------------------------------------------------------------ chat
@@ -435,5 +435,5 @@ async def chat_completions(request: Request):
         message = _tool_message(r.out.text, tools, fmt)
         choices.append({"index": i, "message": message, "logprobs": lp,
                         "finish_reason": _finish_with_calls(r.out, "tool_calls" in message)})
-    return {"id": rid, "object": "chat.completion", "created": created, "model": state.model_name,
-            "choices": choices, "usage": _usage(results)}
+    return await json_response({"id": rid, "object": "chat.completion", "created": created, "model": state.model_name,
+                                "choices": choices, "usage": _usage(results)})

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from pythia.entrypoints.errors import HTTPError, bad_request, output_error, read_json_object
-from pythia.entrypoints.generation import ResultBuilder, run_many, run_to_completion, sse
+from pythia.entrypoints.generation import ResultBuilder, json_response, run_many, run_to_completion, sse
 from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.workflow_meta import parse_workflow
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
@@ -125,7 +125,7 @@ async def generate(request: Request):
         return StreamingResponse(stream_generate(req, state, first, outputs), media_type="text/event-stream")
     results = await run_many(requests, state, request)
     responses = [r.response() for r in results]
-    return JSONResponse(responses if batched else responses[0])
+    return await json_response(responses if batched else responses[0])
 
 
 @router.get("/get_model_info")

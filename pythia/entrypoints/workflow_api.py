@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
+from pythia.entrypoints.generation import json_response
 from pythia.entrypoints.server_state import state_of
 from pythia.workflow.registry import parse_topology
 
@@ -38,7 +39,7 @@ async def list_workflows(request: Request):
 
 @router.get("/{wf_type}")
 async def get_workflow(request: Request, wf_type: str):
-    return await _ask(request, "workflow_get", {"type": wf_type})
+    return await json_response(await _ask(request, "workflow_get", {"type": wf_type}))
 
 
 @router.post("/jobs/{job_id}/end")
