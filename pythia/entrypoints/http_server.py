@@ -13,7 +13,7 @@ from pythia.entrypoints import openai_api, sglang_api, workflow_api
 from pythia.entrypoints.errors import (HTTPError, body_too_large, error_response, http_error_handler,
                                        starlette_error_handler, unhandled_error_handler)
 from pythia.entrypoints.server_state import ServerState
-from pythia.managers.frontend import EngineDied
+from pythia.managers.frontend import EngineBusy, EngineDied
 
 # Reachable without the API key: load balancers probe it.
 OPEN_PATHS = {"/health"}
@@ -58,6 +58,10 @@ def create_app(state: ServerState) -> FastAPI:
     @app.exception_handler(EngineDied)
     async def engine_died(_: Request, exc: EngineDied) -> JSONResponse:
         return error_response(503, str(exc))
+
+    @app.exception_handler(EngineBusy)
+    async def engine_busy(_: Request, exc: EngineBusy) -> JSONResponse:
+        return error_response(503, str(exc), headers={"Retry-After": "1"})
 
     app.add_middleware(BodySizeLimit, max_bytes=state.args.max_request_bytes)
 

@@ -29,6 +29,11 @@ class EngineDied(RuntimeError):
     pass
 
 
+class EngineBusy(RuntimeError):
+    """The engine did not answer a control request in time: it answers between steps, and one long
+    prefill on a loaded machine can take longer. The server is not broken, so a 503, not a 500."""
+
+
 class Frontend:
     def __init__(self, tokenizer: Any, info: dict[str, Any], requests_addr: str, outputs_addr: str,
                  max_queued_requests: int = 512) -> None:
@@ -151,5 +156,7 @@ class Frontend:
         await self.to_engine.send_pyobj(ControlRequest(kind, token, payload or {}))
         try:
             return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise EngineBusy(f"the engine did not answer {kind} within {timeout:g} s; it is busy, try again") from None
         finally:
             self.control_waiters.pop(token, None)
