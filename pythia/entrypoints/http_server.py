@@ -6,12 +6,14 @@ import hmac
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pythia.entrypoints import openai_api, sglang_api, workflow_api
 from pythia.entrypoints.errors import (HTTPError, body_too_large, error_response, http_error_handler,
                                        starlette_error_handler, unhandled_error_handler)
+from pythia.entrypoints.protocol.errors import error_responses
+from pythia.entrypoints.protocol.openapi import document_models
 from pythia.entrypoints.server_state import ServerState
 from pythia.managers.frontend import EngineBusy, EngineDied
 
@@ -75,8 +77,9 @@ def create_app(state: ServerState) -> FastAPI:
                 return error_response(401, "missing or wrong API key (Authorization: Bearer ...)")
             return await call_next(request)
 
-    @app.get("/metrics")
+    @app.get("/metrics", operation_id="metrics", response_class=PlainTextResponse, responses=error_responses(503))
     async def metrics() -> Response:
         return Response(await state.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    document_models(app)
     return app

@@ -11,8 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from pythia.entrypoints.errors import HTTPError, bad_request, read_json_object
+from pythia.entrypoints.errors import HTTPError, bad_request
 from pythia.entrypoints.generation import ResultBuilder, run_many, sse
+from pythia.entrypoints.protocol.errors import error_responses
+from pythia.entrypoints.protocol.openai import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, \
+    CompletionChunk, CompletionRequest, CompletionResponse, ModelCard, ModelList
+from pythia.entrypoints.protocol.openapi import event_stream, json_body
+from pythia.entrypoints.protocol.validation import read_body
 from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.workflow_meta import parse_workflow
 from pythia.managers.io_struct import GenerateRequest
@@ -36,12 +41,13 @@ _OTHER_FIELDS = {"model", "stream", "stream_options", "user", "workflow", "logpr
                  "store", "service_tier", "chat_template_kwargs", "rid"}
 
 
-@router.get("/models")
+@router.get("/models", operation_id="list_models", responses={200: {"model": ModelList}})
 async def models(request: Request):
     return {"object": "list", "data": [_model_card(state_of(request))]}
 
 
-@router.get("/models/{model_id:path}")
+@router.get("/models/{model_id:path}", operation_id="retrieve_model",
+            responses={200: {"model": ModelCard}, **error_responses(404)})
 async def model(model_id: str, request: Request):
     state = state_of(request)
     _check_model({"model": model_id}, state)
@@ -179,10 +185,12 @@ def _completion_logprobs(entries: list, state: ServerState) -> dict[str, Any]:
             "text_offset": [], "top_logprobs": None}
 
 
-@router.post("/completions")
+@router.post("/completions", operation_id="create_completion", openapi_extra=json_body(CompletionRequest),
+             responses={200: {"model": CompletionResponse, "content": event_stream(CompletionChunk)},
+                        **error_responses(400, 404, 413, 500, 503)})
 async def completions(request: Request):
     state = state_of(request)
-    body = await read_json_object(request)
+    body = await read_body(request, CompletionRequest)
     _check_model(body, state)
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
@@ -285,10 +293,13 @@ def _chat_logprobs(entries: list, state: ServerState, top: list | None) -> dict[
     return {"content": content}
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", operation_id="create_chat_completion",
+             openapi_extra=json_body(ChatCompletionRequest),
+             responses={200: {"model": ChatCompletionResponse, "content": event_stream(ChatCompletionChunk)},
+                        **error_responses(400, 404, 413, 500, 503)})
 async def chat_completions(request: Request):
     state = state_of(request)
-    body = await read_json_object(request)
+    body = await read_body(request, ChatCompletionRequest)
     _check_model(body, state)
     if body.get("tools"):
         raise bad_request("tool calling is not supported")
