@@ -81,6 +81,9 @@ def refusal(model, body) -> HTTPError:
      "agents must have at most 256 item(s), got 300"),
     (TopologyRequest, {"type": "t", "edges": [{"from": "a"}]}, "edges[0].to", "edges[0].to is required"),
     (TopologyRequest, {"type": "t", "agents": None}, "agents", "agents must be a list, got None"),
+    # two fields wrong: the first is named, alone
+    (TopologyRequest, {"type": "t", "agents": [{"name": None, "long_context": 1}]}, "agents[0].name",
+     "agents[0].name must be a string, got None"),
 ])
 def test_a_bad_body_is_one_400_naming_the_field(model, body, param, message):
     error = refusal(model, body)
@@ -124,3 +127,18 @@ def test_model_names_are_unique_across_the_apis():
             if inspect.isclass(obj) and obj.__module__ == module.__name__:
                 assert name not in names, f"{name} in {module.__name__} and {names[name]}"
                 names[name] = module.__name__
+
+
+def test_the_handler_gets_what_the_client_sent_with_integers_as_ints():
+    """No defaults filled in, unknown fields of open objects kept, 2.0 handed on as the integer 2
+    (JSON Schema's integer; the routes' own checks want an int)."""
+    body = {"text": "x", "logprob_start_len": 3.0, "rid": None, "image_data": [1],
+            "sampling_params": {"max_new_tokens": 2.0, "temperature": 0.5}}
+    checked = check_body(body, GenerateRequestBody)
+    assert checked == {"text": "x", "logprob_start_len": 3, "rid": None, "image_data": [1],
+                       "sampling_params": {"max_new_tokens": 2, "temperature": 0.5}}
+    assert type(checked["logprob_start_len"]) is int and type(checked["sampling_params"]["max_new_tokens"]) is int
+    edge = check_body({"type": "t", "edges": [{"from": "a", "to": "b", "max_repeats": 2.0}]}, TopologyRequest)
+    assert edge == {"type": "t", "edges": [{"from": "a", "to": "b", "max_repeats": 2}]}
+    chat = {"messages": [{"role": "developer", "content": [{"type": "text", "text": "hi"}]}], "n": 1.0}
+    assert check_body(chat, ChatCompletionRequest) == {**chat, "n": 1}

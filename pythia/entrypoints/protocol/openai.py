@@ -189,8 +189,9 @@ class ToolMessage(OpenModel):
 
 
 def _role(message: Any) -> Any:
-    """The message's kind; a developer message is a system message under OpenAI's newer name."""
-    role = message.get("role") if isinstance(message, dict) else None
+    """The message's kind (of a body's dict, or of a model when the body is handed on); a developer
+    message is a system message under OpenAI's newer name."""
+    role = message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
     if not isinstance(role, str):
         return None
     return "system" if role == "developer" else role

@@ -3,7 +3,7 @@
 Routes read their bodies with read_body instead of FastAPI's typed body parameters (which would
 hand them a model instead of the dict their checks read, and answer FastAPI's own 422), so FastAPI
 does not know them: `json_body` declares a route's body by reference, `event_stream` its
-server-sent events, and `document_models` adds the schemas those references name to the document
+server-sent events (whose models FastAPI does not see either), and `document_models` adds the schemas those references name to the document
 FastAPI generates.
 """
 
@@ -15,7 +15,19 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from pythia.entrypoints.protocol.base import ResponseModel
+
 REF = "#/components/schemas/{model}"
+
+
+class StreamErrorDetail(ResponseModel):
+    message: str
+
+
+class StreamError(ResponseModel):
+    """The event a stream ends with when its request fails after the first event (then [DONE])."""
+
+    error: StreamErrorDetail
 
 # Models named by reference in routes' documentation, added to the components by document_models,
 # with their JSON schema mode: "validation" for what a client sends, "serialization" for what it
@@ -36,13 +48,17 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def event_stream(event: type[BaseModel]) -> dict[str, Any]:
-    """The `text/event-stream` content of a streaming route's 200. OpenAPI 3.1 has no schema for a
-    stream's events; `x-event-data` names the model of each `data:` line but the last, `[DONE]`."""
-    return {"text/event-stream": {"schema": {"type": "string", "description": (
-                f"Server-sent events: `data: <{event.__name__} as JSON>` lines, each followed by a blank "
-                "line, then `data: [DONE]`; an error after the stream started is `data: {\"error\": "
-                "{\"message\": ...}}`")},
-            "x-event-data": schema_ref(event, "serialization")}}
+    """The `text/event-stream` content of a streaming route's 200. In OpenAPI 3.1 a stream's schema
+    describes one event (3.2 calls it itemSchema): its `data` is `[DONE]` at the end, else `event` as
+    JSON, or an error's message when the request fails after the stream started."""
+    data = {"type": "string", "if": {"const": "[DONE]"},
+            "else": {"contentMediaType": "application/json",
+                     "contentSchema": {"anyOf": [schema_ref(event, "serialization"),
+                                                 schema_ref(StreamError, "serialization")]}}}
+    return {"text/event-stream": {"schema": {
+        "type": "object", "required": ["data"], "properties": {"data": data},
+        "description": f"Server-sent events: `data: <{event.__name__} as JSON>`, each followed by a blank "
+                       "line, then `data: [DONE]`"}}}
 
 
 def document_models(app: FastAPI) -> None:

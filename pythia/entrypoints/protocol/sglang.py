@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, WithJsonSchema, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from pythia.entrypoints.protocol.base import Bool, ClosedModel, Integer, JsonObject, NonEmptyString, NonNegative, \
@@ -61,9 +61,15 @@ class GenerateSamplingParams(ClosedModel):
     sampling_seed: Any = None
 
 
+def _given(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
 class GenerateRequestBody(OpenModel):
     """One prompt or a batch, as text or token ids (exactly one of the two). Unknown fields are
     ignored: SGLang clients send fields (image_data, lora_path, ...) that change nothing here."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [_given("text"), _given("input_ids")]})
 
     text: NonEmptyString | Annotated[list[NonEmptyString], Field(min_length=1)] | None = None
     input_ids: Prompt | Annotated[list[Prompt], Field(min_length=1)] | None = None

@@ -1,7 +1,10 @@
 """Request bodies checked against their models, and pydantic's errors said as one 400 in OpenAI's
 format: the field at fault as `param` (`messages[0].content`), the problem in words, no pydantic
-internals. The handler gets the body as parsed, the same dict as before it had a model, so that
-its own checks and defaults stay as they were."""
+internals.
+
+The handler gets a dict, as before the models, with the fields the client sent (none filled in
+with defaults, unknown ones of open objects kept), so that its own checks and defaults stay as they
+were. The one change is JSON Schema's: an integer may be written 2.0, and arrives as 2."""
 
 from __future__ import annotations
 
@@ -50,16 +53,16 @@ _PHRASES = {
 
 async def read_body(request: Request, model: type[BaseModel]) -> dict[str, Any]:
     """The JSON object body, checked against `model`; a 400 naming the first problem otherwise."""
-    body = await read_json_object(request)
-    check_body(body, model)
-    return body
+    return check_body(await read_json_object(request), model)
 
 
-def check_body(body: dict[str, Any], model: type[BaseModel]) -> None:
+def check_body(body: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """The body as the handler reads it; a 400 naming the first problem if `model` refuses it."""
     try:
-        model.model_validate(body)
+        checked = model.model_validate(body)
     except ValidationError as e:
         raise body_error(e, body) from None
+    return checked.model_dump(by_alias=True, exclude_unset=True)
 
 
 def body_error(exc: ValidationError, body: Any) -> HTTPError:
@@ -74,7 +77,7 @@ def body_error(exc: ValidationError, body: Any) -> HTTPError:
     if specific:
         phrase = _phrase(first)
     else:  # every branch of a union refused the value's type: say what it could have been
-        phrases = list(dict.fromkeys(_phrase(error) for _, error in deepest))
+        phrases = list(dict.fromkeys(_phrase(error) for at, error in deepest if at == path))
         phrase = phrases[0] + "".join(" or " + p.removeprefix("must be ") for p in phrases[1:])
     if first["type"] in _PHRASES:
         message = f"{param} {phrase}" if param else phrase
