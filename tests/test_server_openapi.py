@@ -1,14 +1,16 @@
 """The live server against its own /openapi.json: schemathesis generates requests from the schema,
 valid ones and invalid ones, and checks that none gets a 5xx, that every answer has a documented
-media type and matches its documented schema. Then the KV pool is intact and a well-formed request
-still succeeds."""
+media type and matches its documented schema; well-formed requests sent meanwhile all succeed, and
+the KV pool is intact afterwards."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import hypothesis
 import pytest
+import requests
 import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -66,21 +68,39 @@ def _capped(obj: dict, caps: dict[str, int]) -> dict:
     return obj
 
 
-def test_every_route_keeps_its_documented_contract(api_schema):
-    """Every operation, with generated valid bodies and parameters, then invalid ones. Hypothesis
-    runs them directly: schemathesis's pytest integration does not run under pytest 9 (it writes
-    the item's private _nodeid), and the schema is only known once the server runs."""
+def test_every_route_keeps_its_documented_contract(api_schema, server):
+    """Every operation, with generated valid bodies and parameters, then invalid ones, while
+    well-formed requests run beside them. Hypothesis runs them directly: schemathesis's pytest
+    integration does not run under pytest 9 (it writes the item's private _nodeid), and the schema
+    is only known once the server runs."""
+    done = threading.Event()
+    beside: list[requests.Response] = []
+
+    def well_formed() -> None:  # one at a time, with a pause: beside the run, not instead of it
+        while len(beside) < 200 and not done.wait(0.5):
+            beside.append(server.post("/generate", json={"text": "Count: 1, 2, 3,", "sampling_params": {
+                "max_new_tokens": 4, "temperature": 0, "ignore_eos": True}}))
+
+    worker = threading.Thread(target=well_formed)
+    worker.start()
     failures = []
-    for result in api_schema.get_all_operations():
-        operation = result.ok()
-        # Invalid input needs something to be invalid: a body (path parameters are any string).
-        modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if len(operation.body) else [])
-        for mode in modes:
-            try:
-                run_examples(operation, mode)
-            except Exception as e:  # every operation gets its turn; all failures are reported at the end
-                failures.append(f"{operation.label} ({mode.value}): {type(e).__name__}: {e}")
+    try:
+        for result in api_schema.get_all_operations():
+            operation = result.ok()
+            # Invalid input needs something to be invalid: a body (path parameters are any string).
+            modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if len(operation.body) else [])
+            for mode in modes:
+                try:
+                    run_examples(operation, mode)
+                except Exception as e:  # every operation gets its turn; all failures are reported at the end
+                    failures.append(f"{operation.label} ({mode.value}): {type(e).__name__}: {e}")
+    finally:
+        done.set()
+        worker.join()
     assert not failures, "\n\n".join(failures)
+    assert beside and all(r.status_code == 200 and r.json()["meta_info"]["completion_tokens"] == 4
+                          for r in beside), [r.text for r in beside if r.status_code != 200][:3]
+    server.assert_no_leaks()
 
 
 def run_examples(operation, mode: GenerationMode) -> None:
@@ -114,11 +134,3 @@ def test_the_schema_documents_each_operation_once_with_its_body_and_media_types(
     # The legacy aliases are served but not documented twice.
     assert ("GET", "/get_model_info") not in operations and ("GET", "/get_server_info") not in operations
     assert server.get("/get_model_info").json() == server.get("/model_info").json()
-
-
-def test_after_the_generated_requests_the_pool_is_intact_and_serving(server):
-    r = server.post("/generate", json={"text": "The capital of France is",
-                                       "sampling_params": {"max_new_tokens": 3, "temperature": 0}})
-    assert r.status_code == 200, r.text
-    assert r.json()["meta_info"]["completion_tokens"] == 3
-    server.assert_no_leaks()
