@@ -79,6 +79,14 @@ def test_invalid_topologies_are_rejected_by_name(body, message):
         parse_topology(body)
 
 
+def test_null_lists_are_empty_ones():
+    """Once a TypeError, and a 500 on POST /v1/workflows (the route's model now refuses nulls too)."""
+    topo = parse_topology({"type": "t", "agents": None, "edges": None})
+    assert topo.agents == () and topo.edges == ()
+    agent = parse_topology({"type": "t", "agents": [{"name": "a", "tools": None, "system_prompt": None}]}).agents[0]
+    assert agent.tools == () and agent.system_prompt == ""
+
+
 def test_bounded_loops_are_accepted():
     topo = parse_topology({"type": "t", "agents": [{"name": "a"}, {"name": "b"}],
                            "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a", "max_repeats": 3}]})

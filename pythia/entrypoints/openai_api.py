@@ -15,8 +15,13 @@ from fastapi.responses import StreamingResponse
 
 from pythia.entrypoints.chat_messages import normalize_messages, template_input
 from pythia.entrypoints.completion_logprobs import MAX_COMPLETION_LOGPROBS, ChoiceLogprobs
-from pythia.entrypoints.errors import HTTPError, bad_request, output_error, read_json_object
+from pythia.entrypoints.errors import HTTPError, bad_request, output_error
 from pythia.entrypoints.generation import ResultBuilder, json_response, run_many, sse
+from pythia.entrypoints.protocol.errors import error_responses
+from pythia.entrypoints.protocol.openai import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, \
+    CompletionChunk, CompletionRequest, CompletionResponse, ModelCard, ModelList
+from pythia.entrypoints.protocol.openapi import event_stream, json_body
+from pythia.entrypoints.protocol.validation import read_body
 from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.tool_calls import ToolRequest, forced_call_grammar, parse_tool_request, tool_call_json
 from pythia.entrypoints.tool_parsers import TOOL_CALL_PARSERS, ToolCallFormat, ToolCallStream, parse_tool_calls
@@ -43,12 +48,13 @@ _OTHER_FIELDS = {"model", "stream", "stream_options", "user", "workflow", "logpr
                  "store", "service_tier", "chat_template_kwargs", "rid"}
 
 
-@router.get("/models")
+@router.get("/models", operation_id="list_models", responses={200: {"model": ModelList}})
 async def models(request: Request):
     return {"object": "list", "data": [_model_card(state_of(request))]}
 
 
-@router.get("/models/{model_id:path}")
+@router.get("/models/{model_id:path}", operation_id="retrieve_model",
+            responses={200: {"model": ModelCard}, **error_responses(404)})
 async def model(model_id: str, request: Request):
     state = state_of(request)
     _check_model({"model": model_id}, state)
@@ -259,10 +265,12 @@ def _completion_options(body: dict[str, Any]) -> tuple[bool, int | None]:
     return echo, logprobs
 
 
-@router.post("/completions")
+@router.post("/completions", operation_id="create_completion", openapi_extra=json_body(CompletionRequest),
+             responses={200: {"model": CompletionResponse, "content": event_stream(CompletionChunk)},
+                        **error_responses(400, 404, 413, 500, 503)})
 async def completions(request: Request):
     state = state_of(request)
-    body = await read_json_object(request)
+    body = await read_body(request, CompletionRequest)
     _check_model(body, state)
     prompts = _completion_prompts(body)
     echo, logprobs = _completion_options(body)
@@ -375,10 +383,13 @@ def _tool_message(text: str, tools: ToolRequest | None, fmt: ToolCallFormat) -> 
     return {"role": "assistant", "content": content, "tool_calls": [tool_call_json(c) for c in calls]}
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", operation_id="create_chat_completion",
+             openapi_extra=json_body(ChatCompletionRequest),
+             responses={200: {"model": ChatCompletionResponse, "content": event_stream(ChatCompletionChunk)},
+                        **error_responses(400, 404, 413, 500, 503)})
 async def chat_completions(request: Request):
     state = state_of(request)
-    body = await read_json_object(request)
+    body = await read_body(request, ChatCompletionRequest)
     _check_model(body, state)
     tools = parse_tool_request(body)
     fmt = _tool_format(state)

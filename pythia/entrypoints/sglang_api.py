@@ -9,8 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from pythia.entrypoints.errors import HTTPError, bad_request, output_error, read_json_object
+from pythia.entrypoints.errors import HTTPError, bad_request, output_error
 from pythia.entrypoints.generation import ResultBuilder, json_response, run_many, run_to_completion, sse
+from pythia.entrypoints.protocol.errors import error_responses
+from pythia.entrypoints.protocol.openapi import event_stream, json_body
+from pythia.entrypoints.protocol.sglang import AbortRequestBody, ConcateAndAppendRequestBody, GenerateRequestBody, \
+    GenerateResponse, Integrity, ModelInfo, ServerInfo, Success
+from pythia.entrypoints.protocol.validation import read_body
 from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.workflow_meta import parse_workflow
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
@@ -110,10 +115,17 @@ async def stream_generate(req: GenerateRequest, state: ServerState, first: Gener
 
 # ------------------------------------------------------------------ routes
 
-@router.api_route("/generate", methods=["POST", "PUT"])
+PLAIN_TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+@router.post("/generate", operation_id="generate", openapi_extra=json_body(GenerateRequestBody), responses={
+    200: {"model": GenerateResponse | list[GenerateResponse], "content": event_stream(GenerateResponse),
+          "description": "One result; a list of them for a batch or n > 1; events when streamed"},
+    **error_responses(400, 413, 500, 503)})
+@router.put("/generate", include_in_schema=False)  # SGLang's routes take PUT too
 async def generate(request: Request):
     state = state_of(request)
-    body = await read_json_object(request)
+    body = await read_body(request, GenerateRequestBody)
     requests, batched = await state.frontend.in_tokenizer_thread(parse_generate, body, request.headers, state)
     if requests[0].stream:
         req = requests[0]
@@ -128,8 +140,8 @@ async def generate(request: Request):
     return await json_response(responses if batched else responses[0])
 
 
-@router.get("/get_model_info")
-@router.get("/model_info")
+@router.get("/model_info", operation_id="model_info", responses={200: {"model": ModelInfo}})
+@router.get("/get_model_info", include_in_schema=False)  # SGLang's older name
 async def model_info(request: Request):
     info = state_of(request).info
     return {"model_path": info["model_path"], "tokenizer_path": info["model_path"], "is_generation": True,
@@ -138,21 +150,25 @@ async def model_info(request: Request):
             "has_image_understanding": False, "has_audio_understanding": False}
 
 
-@router.get("/server_info")
-@router.get("/get_server_info")
+@router.get("/server_info", operation_id="server_info", responses={200: {"model": ServerInfo},
+                                                                   **error_responses(503)})
+@router.get("/get_server_info", include_in_schema=False)  # SGLang's older name
 async def server_info(request: Request):
     state = state_of(request)
     reply = await state.frontend.control("stats")
     return {**state.args_dict(), **state.info, "internal_states": [reply.payload], "version": state.version}
 
 
-@router.api_route("/flush_cache", methods=["GET", "POST"])
+@router.post("/flush_cache", operation_id="flush_cache", response_class=PlainTextResponse,
+             responses=error_responses(503))
+@router.get("/flush_cache", include_in_schema=False)  # SGLang serves it on GET too
 async def flush_cache(request: Request):
     reply = await state_of(request).frontend.control("flush_cache")
     return PlainTextResponse(f"Cache flushed: {reply.payload.get('evicted_pages', 0)} pages evicted.\n")
 
 
-@router.get("/health")
+@router.get("/health", operation_id="health", response_class=PlainTextResponse,
+            responses={503: {"description": "The engine process is not running", **PLAIN_TEXT}})
 async def health(request: Request):
     unavailable = state_of(request).frontend.unavailable()
     if unavailable is not None:
@@ -160,7 +176,8 @@ async def health(request: Request):
     return PlainTextResponse("ok\n")
 
 
-@router.get("/health_generate")
+@router.get("/health_generate", operation_id="health_generate", response_class=PlainTextResponse,
+            responses={503: {"description": "A one-token generation failed or took over 60 s", **PLAIN_TEXT}})
 async def health_generate(request: Request):
     state = state_of(request)
     req = GenerateRequest(rid=f"health-{state.frontend.new_rid()}", input_ids=[state.info["eos_token_ids"][0]
@@ -173,9 +190,10 @@ async def health_generate(request: Request):
     return PlainTextResponse("ok\n")
 
 
-@router.post("/abort_request")
+@router.post("/abort_request", operation_id="abort_request", openapi_extra=json_body(AbortRequestBody),
+             responses={200: {"model": Success}, **error_responses(400, 413)})
 async def abort_request(request: Request):
-    body = await read_json_object(request)
+    body = await read_body(request, AbortRequestBody)
     rid = body.get("rid")
     if not isinstance(rid, str):
         raise bad_request("abort_request needs a string rid")
@@ -183,18 +201,22 @@ async def abort_request(request: Request):
     return {"success": True}
 
 
-@router.post("/concate_and_append_request")
+@router.post("/concate_and_append_request", operation_id="concate_and_append_request",
+             openapi_extra=json_body(ConcateAndAppendRequestBody),
+             responses={200: {"model": Success}, **error_responses(400, 413)})
 async def concate_and_append_request(request: Request):
     # The DSL's join(mode="concate_and_append") sends its own client-side executor ids, which
     # this server never saw, after it has already concatenated the texts; the next /generate
     # carries the joined text, whose prefix the cache reuses. Nothing is left to do here.
-    body = await read_json_object(request)
+    body = await read_body(request, ConcateAndAppendRequestBody)
     if not isinstance(body.get("src_rids"), list) or not isinstance(body.get("dst_rid"), str):
         raise bad_request("concate_and_append_request needs src_rids (list) and dst_rid (string)")
     return {"success": True}
 
 
-@router.get("/check_integrity")
+@router.get("/check_integrity", operation_id="check_integrity", responses={
+    200: {"model": Integrity}, 500: {"model": Integrity, "description": "The core found an inconsistency"},
+    **error_responses(503)})
 async def check_integrity(request: Request):
     reply = await state_of(request).frontend.control("check_integrity")
     if not reply.ok:

@@ -65,6 +65,11 @@ UNAVAILABLE = {"restarting": ("the engine process died and is being restarted; r
                "stopped": ("the server is shutting down", True)}
 
 
+class EngineBusy(RuntimeError):
+    """The engine did not answer a control request in time: it answers between steps, and one long
+    prefill on a loaded machine can take longer. The server is not broken, so a 503, not a 500."""
+
+
 class Frontend:
     def __init__(self, tokenizer: Any, info: dict[str, Any], max_queued_requests: int = 512) -> None:
         self.tokenizer = tokenizer
@@ -289,6 +294,8 @@ class Frontend:
             if not await self._send(ControlRequest(kind, token, payload)):
                 raise EngineDied("the engine process died while answering", retry=True)
             return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise EngineBusy(f"the engine did not answer {kind} within {timeout:g} s; it is busy, try again") from None
         finally:
             self.control_waiters.pop(token, None)
 

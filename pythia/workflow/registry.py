@@ -41,7 +41,9 @@ class Topology:
 
 
 def _field(raw: dict, name: str, kind: type | tuple, where: str, default: Any = None) -> Any:
-    value = raw.get(name, default)
+    value = raw.get(name)
+    if value is None:  # null is "not given", as for every optional field of the HTTP API
+        value = default
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is int):
         raise ValueError(f"{where}.{name} has the wrong type: {value!r}")
     return value
