@@ -100,7 +100,7 @@ def test_logprobs_have_the_legacy_shape_with_top_alternatives_and_offsets(client
 
 @pytest.mark.parametrize("value", [21, -1, True, "2"])
 def test_logprobs_out_of_range_is_a_400(client, server, value):
-    with pytest.raises(openai.BadRequestError, match="logprobs must be an integer from 0 to 20"):
+    with pytest.raises(openai.BadRequestError, match="logprobs must be"):
         beside_a_good_request(server, lambda: greedy(client, prompt=PROMPT, max_tokens=2, logprobs=value))
     server.assert_no_leaks()
 
@@ -210,15 +210,15 @@ def test_several_prompts_stream_every_choice(client, server):
     server.assert_no_leaks()
 
 
-@pytest.mark.parametrize("prompt, words", [
-    ([], "the prompt is empty"), ([[]], "the prompt is empty"), ([1, "a"], "prompt must be"),
-    ([[1, 2], 3], "prompt must be"), (None, "prompt must be"), (["ok", ""], "the prompt is empty"),
+@pytest.mark.parametrize("prompt, param, words", [
+    ([], "prompt", "non-empty list"), ([[]], "prompt[0]", "non-empty list"), ([1, "a"], "prompt[0]", "must be"),
+    ([[1, 2], 3], "prompt[0]", "must be"), (None, "prompt", "must be"), (["ok", ""], "prompt[1]", "must not be empty"),
 ])
-def test_malformed_prompt_lists_are_400s(server, prompt, words):
+def test_malformed_prompt_lists_are_400s(server, prompt, param, words):
     r = beside_a_good_request(server, lambda: requests.post(server.url + "/v1/completions", timeout=60, json={
         "prompt": prompt, "max_tokens": 1}))
     assert r.status_code == 400, r.text
-    assert words in r.json()["error"]["message"]
+    assert r.json()["error"]["param"] == param and words in r.json()["error"]["message"], r.text
     server.assert_no_leaks()
 
 

@@ -16,10 +16,15 @@ def finished_by_abort(server) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+# Thousands of tokens of prefill: seconds on a CPU, so the client gives up before the first token.
+LONG_PROMPT = "The history of the world is long and full of events. " * 500
+
+
 @pytest.mark.parametrize("path, body", [
     ("/generate", {"text": "Tell me a very long story.", "sampling_params": {"max_new_tokens": 400, "ignore_eos": True}}),
     ("/v1/completions", {"prompt": "Tell me a very long story.", "max_tokens": 400, "ignore_eos": True}),
-])
+    ("/v1/completions", {"prompt": LONG_PROMPT, "max_tokens": 400, "ignore_eos": True, "stream": True}),
+], ids=["generate", "completions", "completions-stream-before-first-token"])
 def test_a_non_streaming_request_is_aborted_when_its_client_goes_away(server, path, body):
     if path.startswith("/v1"):
         body = {**body, "model": server.get("/v1/models").json()["data"][0]["id"]}
@@ -32,6 +37,19 @@ def test_a_non_streaming_request_is_aborted_when_its_client_goes_away(server, pa
     assert server.stats()["num_running"] == 0, "the orphaned request still runs"
     assert finished_by_abort(server) == aborted + 1
     assert server.post("/generate", json={"text": "Hi", "sampling_params": {"max_new_tokens": 1}}).status_code == 200
+    server.assert_no_leaks()
+
+
+def test_a_stream_cut_mid_way_is_counted_as_finished_by_abort(server):
+    aborted = finished_by_abort(server)
+    body = {"text": "Tell me a very long story.", "stream": True,
+            "sampling_params": {"max_new_tokens": 400, "ignore_eos": True}}
+    with requests.post(server.url + "/generate", json=body, stream=True, timeout=60) as r:
+        next(line for line in r.iter_lines() if line.startswith(b"data: "))  # then the client leaves
+    deadline = time.time() + 15
+    while (server.stats()["num_running"] or finished_by_abort(server) == aborted) and time.time() < deadline:
+        time.sleep(0.2)
+    assert finished_by_abort(server) == aborted + 1
     server.assert_no_leaks()
 
 

@@ -106,7 +106,7 @@ async def run_many(requests: list[GenerateRequest], state: ServerState,
     answer cancels them, so that a non-streaming request does not run on for nobody; the route
     then ends with a 499 that nobody reads (rather than a cancellation uvicorn logs as a crash)."""
     tasks = [asyncio.ensure_future(run_to_completion(r, state)) for r in requests]
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(http_request, tasks)) if http_request else None
+    watcher = asyncio.ensure_future(cancel_on_disconnect(http_request, tasks)) if http_request else None
     try:
         return list(await asyncio.gather(*tasks))
     except asyncio.CancelledError:
@@ -124,7 +124,7 @@ async def run_many(requests: list[GenerateRequest], state: ServerState,
             watcher.cancel()
 
 
-async def _cancel_on_disconnect(http_request: Request, tasks: list[asyncio.Future]) -> bool:
+async def cancel_on_disconnect(http_request: Request, tasks: list[asyncio.Future]) -> bool:
     """Cancels the tasks if the client goes away first; says whether it did."""
     while not all(t.done() for t in tasks):
         if await http_request.is_disconnected():

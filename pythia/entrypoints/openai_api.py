@@ -15,8 +15,9 @@ from fastapi.responses import StreamingResponse
 
 from pythia.entrypoints.chat_messages import normalize_messages, template_input
 from pythia.entrypoints.completion_logprobs import MAX_COMPLETION_LOGPROBS, ChoiceLogprobs
-from pythia.entrypoints.errors import HTTPError, bad_request, output_error
-from pythia.entrypoints.generation import ResultBuilder, json_response, run_many, sse
+from pythia.entrypoints.errors import HTTPError, bad_request
+from pythia.entrypoints.generation import (CLIENT_CLOSED_REQUEST, ResultBuilder, cancel_on_disconnect, json_response,
+                                           run_many, sse)
 from pythia.entrypoints.protocol.errors import error_responses
 from pythia.entrypoints.protocol.openai import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, \
     CompletionChunk, CompletionRequest, CompletionResponse, ModelCard, ModelList
@@ -26,7 +27,6 @@ from pythia.entrypoints.server_state import ServerState, state_of
 from pythia.entrypoints.tool_calls import ToolRequest, forced_call_grammar, parse_tool_request, tool_call_json
 from pythia.entrypoints.tool_parsers import TOOL_CALL_PARSERS, ToolCallFormat, ToolCallStream, parse_tool_calls
 from pythia.entrypoints.workflow_meta import parse_workflow
-from pythia.managers.frontend import EngineDied
 from pythia.managers.io_struct import GenerateRequest
 from pythia.model_executor.sampling_params import SamplingParams
 
@@ -155,20 +155,24 @@ async def _pump(index: int, req: GenerateRequest, state: ServerState, queue: asy
             queue.put_nowait((index, builder, builder.add(out), out))
     except HTTPError as e:
         queue.put_nowait((index, builder, e, None))
-    except EngineDied as e:
-        queue.put_nowait((index, builder, output_error(503, str(e)), None))
+    except asyncio.CancelledError:  # the client went away: the frontend aborted the request
+        state.metrics.requests.labels(finish_reason="abort").inc()
+        raise
     finally:
         queue.put_nowait((index, builder, None, None))
 
 
-async def _stream_response(reqs: list[GenerateRequest], state: ServerState, chunk_fn, include_usage: bool,
-                           n: int | None = None) -> StreamingResponse:
+async def _stream_response(reqs: list[GenerateRequest], state: ServerState, http_request: Request, chunk_fn,
+                           include_usage: bool, n: int | None = None) -> StreamingResponse:
     """Starts every sample and waits for each one's first output before answering, as SGLang's
     /generate does: a request refused by the front or the engine (a validation error, the queue
     limit's 503) gets its real status as a plain JSON error instead of a 200 and an error event.
     Failures after that are in-stream error events. `n`: samples per prompt, for usage."""
     queue: asyncio.Queue = asyncio.Queue()
     tasks = [asyncio.ensure_future(_pump(i, r, state, queue)) for i, r in enumerate(reqs)]
+    # A client that gives up while its request waits for the first token (queued behind others)
+    # must not keep a place in the queue: as for a non-streaming request, that cancels the pumps.
+    watcher = asyncio.ensure_future(cancel_on_disconnect(http_request, tasks))
     early: deque = deque()
     try:
         waiting = set(range(len(reqs)))
@@ -178,10 +182,14 @@ async def _stream_response(reqs: list[GenerateRequest], state: ServerState, chun
                 raise event[2]
             early.append(event)
             waiting.discard(event[0])
+        if watcher.done() and watcher.result():
+            raise HTTPError(CLIENT_CLOSED_REQUEST, "the client disconnected")
     except BaseException:
         for t in tasks:  # the other samples end too: a cancelled pump aborts its request
             t.cancel()
         raise
+    finally:
+        watcher.cancel()
     return StreamingResponse(_stream(len(reqs), tasks, queue, early, state, chunk_fn, include_usage, n),
                              media_type="text/event-stream")
 
@@ -301,7 +309,7 @@ async def completions(request: Request):
         return {**obj, "choices": [{"index": index, "text": text, "logprobs": lp, "finish_reason": _finish(out)}]}
 
     if reqs[0].stream:
-        return await _stream_response(reqs, state, chunk, _include_usage(body), params.n)
+        return await _stream_response(reqs, state, request, chunk, _include_usage(body), params.n)
     results = await run_many(reqs, state, request)
     choices = [{"index": i, "text": (echo_texts[i] or "") + r.out.text, "finish_reason": _finish(r.out),
                 "logprobs": choice_logprobs[i].add(r.logprobs) if logprobs is not None else None}
@@ -400,6 +408,8 @@ async def chat_completions(request: Request):
     top = body.get("top_logprobs") or 0
     if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20:
         raise bad_request("top_logprobs must be an integer from 0 to 20")
+    if top and not want_logprobs:  # as OpenAI answers: top-k work nobody would see
+        raise bad_request("top_logprobs needs logprobs: true", "top_logprobs")
     params = _sampling(body, None, state)
     if tools is not None and tools.forces_call:
         if params.regex is not None or params.json_schema is not None or params.ebnf is not None:
@@ -437,7 +447,7 @@ async def chat_completions(request: Request):
                                      "finish_reason": _finish_with_calls(out, bool(stream.calls))}]}
 
     if reqs[0].stream:
-        return await _stream_response(reqs, state, chunk, _include_usage(body))
+        return await _stream_response(reqs, state, request, chunk, _include_usage(body))
     results = await run_many(reqs, state, request)
     choices = []
     for i, r in enumerate(results):

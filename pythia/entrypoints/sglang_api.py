@@ -95,21 +95,27 @@ def parse_generate(body: dict[str, Any], headers: Any, state: ServerState) -> tu
 async def stream_generate(req: GenerateRequest, state: ServerState, first: GenerateOutput,
                           outputs: AsyncIterator[GenerateOutput]) -> AsyncIterator[bytes]:
     builder = ResultBuilder(req, state)
+    ended = False
     try:
         out = first
         while True:
             try:
                 delta = builder.add(out)
             except HTTPError as e:
+                ended = True
                 yield sse({"error": {"message": e.message}})
                 break
+            if out.finished:
+                ended = True
+                state.metrics.observe(builder)
             yield sse(builder.response(logprobs=delta if req.return_logprob else None))
             if out.finished:
-                state.metrics.observe(builder)
                 break
             out = await outputs.__anext__()
         yield b"data: [DONE]\n\n"
     finally:
+        if not ended:  # the client went away mid-stream: the frontend aborts the request
+            state.metrics.requests.labels(finish_reason="abort").inc()
         await outputs.aclose()
 
 
