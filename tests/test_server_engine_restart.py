@@ -13,7 +13,8 @@ import requests
 
 from pythia.testing.live_server import LiveServer
 
-TOPOLOGY = {"type": "restart-check", "agents": [{"name": "planner"}, {"name": "coder", "after": ["planner"]}]}
+TOPOLOGY = {"type": "restart-check", "agents": [{"name": "planner"}, {"name": "coder"}],
+            "edges": [{"from": "planner", "to": "coder"}]}
 
 
 def _kill_engine(live: LiveServer) -> None:

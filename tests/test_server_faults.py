@@ -166,7 +166,8 @@ def test_streams_past_the_queue_limit_get_a_plain_503_and_the_others_stream(live
     streamed = [body for status, _, body in results if status == 200]
     assert streamed and len(streamed) + len(refused) == len(results)
     for body in streamed:
-        assert b'"error"' not in body and body.endswith(b"data: [DONE]\n\n")
+        errors = [line for line in body.split(b"\n") if b'"error"' in line]
+        assert not errors and body.endswith(b"data: [DONE]\n\n"), errors[:3]
     live.assert_no_leaks()
 
 
@@ -182,8 +183,8 @@ def test_health_answers_while_a_large_batch_is_tokenized(tmp_path):
                         log_path=tmp_path / "server.log")
     try:
         # 30 MB of prompts, each within the character bound: seconds of tokenizing, then a 400
-        # for the sampling parameters (checked after the prompts).
-        body = json.dumps({"text": ["word " * 4000] * 1500, "sampling_params": {"temperature": -1}})
+        # for their number (more than --max-queued-requests, known once they are tokenized).
+        body = json.dumps({"text": ["word " * 4000] * 1500, "sampling_params": {"max_new_tokens": 1}})
         done = threading.Event()
         reply: dict = {}
 
@@ -197,7 +198,7 @@ def test_health_answers_while_a_large_batch_is_tokenized(tmp_path):
         answered_while_busy = requests.get(server.url + "/health", timeout=60).status_code == 200 and not done.is_set()
         worker.join()
         assert answered_while_busy, "the batch was tokenized before /health could be checked; use a larger one"
-        assert_openai_error(reply["r"], 400, "temperature")
+        assert_openai_error(reply["r"], 400, "--max-queued-requests")
         server.assert_no_leaks()
     finally:
         server.stop()

@@ -25,7 +25,8 @@ BAD_BODIES = [
     ("/generate", {"text": "x", "sampling_params": [1, 2]}),
     ("/v1/completions", {"prompt": "x", "max_tokens": -5}),
     ("/v1/chat/completions", {"messages": "not a list"}),
-    ("/v1/workflows", {"type": "t", "agents": [{"name": "a", "after": ["a"]}]}),
+    ("/v1/workflows", {"type": "t", "agents": [{"name": "a"}], "edges": [{"from": "a", "to": "a"}]}),  # unbounded
+    ("/v1/workflows", {"type": "t", "agents": [{"name": "a", "after": ["a"]}]}),  # no such field
 ]
 
 

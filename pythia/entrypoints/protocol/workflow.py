@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from pythia.entrypoints.protocol.base import Bool, ClosedModel, NonEmptyString, NonNegative, OpenModel, Positive, \
+from pythia.entrypoints.protocol.base import Bool, ClosedModel, NonEmptyString, NonNegative, Positive, \
     ResponseModel, String
 from pythia.workflow.registry import MAX_AGENTS_PER_TYPE
 
@@ -32,7 +32,7 @@ class WorkflowTagsOut(ResponseModel):
 
 # ------------------------------------------------------------------ POST /v1/workflows
 
-class AgentSpec(OpenModel):
+class AgentSpec(ClosedModel):
     name: NonEmptyString
     system_prompt: String = ""
     output_tokens: NonNegative | None = Field(None, description="Typical output length, a prior for the profiler")
@@ -40,14 +40,14 @@ class AgentSpec(OpenModel):
     tools: list[String] = []
 
 
-class EdgeSpec(OpenModel):
+class EdgeSpec(ClosedModel):
     src: String = Field(alias="from")
     dst: String = Field(alias="to")
     max_repeats: Positive | None = Field(
         None, description="On a loop edge: how often the loop may be taken (every cycle needs one)")
 
 
-class TopologyRequest(OpenModel):
+class TopologyRequest(ClosedModel):
     """A workflow type's agents and who may call whom."""
 
     type: NonEmptyString
