@@ -6,8 +6,9 @@
 For each repeat, each config in turn (alternating, to spread the machine's noise): start a
 server with that config's flags, wait for health, replay the workload over HTTP with real
 concurrency, record every call and job, stop the server. Then a markdown report with ratios
-against the first config, PNG plots, and one `RESULT jct_ratio <config> <ratio>` line per
-non-first config (first config's mean JCT / this config's; above 1 means faster).
+against the first config, PNG plots, one `RESULT jct_ratio <config> <ratio>` line per
+non-first config (first config's mean JCT / this config's; above 1 means faster), and
+`RESULT mean_jct <config> <seconds>` and `RESULT p95_jct <config> <seconds>` for every config.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from tqdm import tqdm
 from benchmarks.harness.capacity import max_rate
 from benchmarks.harness.configs import server_flags
 from benchmarks.harness.replay import Replayer
-from benchmarks.harness.report import markdown, median_over_repeats, plot, summarize, write_records
-from benchmarks.workloads import GENERATORS, save_workload
+from benchmarks.harness.report import (markdown, median_over_repeats, plot, result_lines, summarize,
+                                      write_records)
+from benchmarks.workloads import GENERATORS, build_workload, save_workload
 from pythia.testing.live_server import LiveServer
 
 
@@ -41,12 +43,7 @@ def model_flags(model: str) -> list[str]:
 
 
 def make_workload(args: argparse.Namespace, rate: float | None = None):
-    kwargs = {"scale": args.scale, "seed": args.seed}
-    if args.num_jobs is not None:
-        kwargs["num_jobs"] = args.num_jobs
-    if rate is not None or args.rate is not None:
-        kwargs["rate"] = rate if rate is not None else args.rate
-    return GENERATORS[args.workload](**kwargs)
+    return build_workload(args.workload, args.scale, args.seed, args.num_jobs, rate if rate is not None else args.rate)
 
 
 def run_once(config: str, workload, args: argparse.Namespace, out: Path, repeat: int, tag: str = ""):
@@ -224,9 +221,7 @@ def main() -> None:
         headline = headline or result["summaries"]
     (out / "report.md").write_text("\n".join(sections))
     print(f"report: {out / 'report.md'}")
-    base = headline[configs[0]]["jct_mean_s"]
-    for c in configs[1:]:
-        print(f"RESULT jct_ratio {c} {base / headline[c]['jct_mean_s']:.3f}")
+    print("\n".join(result_lines(headline)))
 
 
 if __name__ == "__main__":

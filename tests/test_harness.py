@@ -73,6 +73,8 @@ def test_run_py_end_to_end(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "RESULT jct_ratio sglang" in proc.stdout
+    for config in ("vllm", "sglang"):
+        assert f"RESULT mean_jct {config} " in proc.stdout and f"RESULT p95_jct {config} " in proc.stdout
     report = (out / "report.md").read_text()
     assert "| mean JCT (s) |" in report and "jct_cdf.png" in report
     for name in ("jct_cdf.png", "throughput.png", "gantt.png", "calls.jsonl", "jobs.jsonl", "workload.jsonl"):
