@@ -28,7 +28,7 @@ from benchmarks.harness.configs import server_flags
 from benchmarks.harness.replay import Replayer
 from benchmarks.harness.report import (markdown, median_over_repeats, plot, result_lines, summarize,
                                       write_records)
-from benchmarks.workloads import GENERATORS, build_workload, save_workload
+from benchmarks.workloads import GENERATORS, build_workload, load_workload, save_workload
 from pythia.testing.live_server import LiveServer
 
 
@@ -43,6 +43,8 @@ def model_flags(model: str) -> list[str]:
 
 
 def make_workload(args: argparse.Namespace, rate: float | None = None):
+    if args.workload_file:
+        return load_workload(args.workload_file)
     return build_workload(args.workload, args.scale, args.seed, args.num_jobs, rate if rate is not None else args.rate)
 
 
@@ -167,7 +169,10 @@ def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: s
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", required=True, choices=sorted(GENERATORS))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workload", choices=sorted(GENERATORS))
+    source.add_argument("--workload-file", help="a workload JSONL (benchmarks/workloads/model.py's save_workload), "
+                        "replayed as saved: its arrival times stay, so --rate, --sweep and --capacity do not apply")
     parser.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "gpu"])
     parser.add_argument("--configs", default="vllm,sglang", help="comma-separated; the first is the baseline")
     parser.add_argument("--repeats", type=int, default=1)
@@ -185,6 +190,8 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
 
+    if args.workload_file and (args.sweep or args.capacity or args.rate is not None):
+        sys.exit("--workload-file replays the saved arrivals: --rate, --sweep and --capacity need --workload")
     configs = args.configs.split(",")
     try:
         for c in configs:
@@ -213,7 +220,7 @@ def main() -> None:
         save_workload(workload, out / f"workload{tag}.jsonl")
         result = compare(args, configs, workload, out, tag)
         plots = plot(out, result["records"]) if i == 0 else []
-        title = (f"{args.workload} ({args.scale} scale, {len(workload.jobs)} jobs, {workload.num_calls} calls, "
+        title = (f"{workload.name} ({workload.scale} scale, {len(workload.jobs)} jobs, {workload.num_calls} calls, "
                  f"{'untagged' if args.untagged else 'tagged'}, model {args.model}"
                  + (f", {rate:.3f} jobs/s" if rate else "") + ")")
         sections.append(markdown(title, command, result["summaries"], plots))

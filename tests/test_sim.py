@@ -17,7 +17,7 @@ from pythia.sim.cost_model import BatchShape
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
 from pythia.sim.cost_models.fitted import FittedCost
 from pythia.sim.cost_models.roofline import H100_LLAMA3_8B, LLAMA3_8B
-from pythia.sim.fit_cost import nonnegative_fit
+from pythia.sim.fit_cost import merge_runs, nonnegative_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 H100 = H100_LLAMA3_8B
@@ -80,6 +80,16 @@ def test_the_nonnegative_fit_recovers_coefficients_and_never_goes_negative():
     assert nonnegative_fit(x, x @ [0.01, 2e-4, 3e-7]) == pytest.approx([0.01, 2e-4, 3e-7], rel=1e-6)
     w = nonnegative_fit(x, x @ [0.01, 2e-4, -3e-7])  # the best fit would want a negative cost
     assert (w >= 0).all() and w[2] == 0
+
+
+def test_a_shape_measured_in_several_runs_counts_once():
+    rows = [{"kind": "prefill", "lens": [64], "step_s": 0.30, "step_min_s": 0.20},
+            {"kind": "prefill", "lens": [64], "step_s": 0.10, "step_min_s": 0.08},
+            {"kind": "prefill", "lens": [64], "step_s": 0.50, "step_min_s": 0.40},
+            {"kind": "decode", "contexts": [64], "step_s": 0.02, "step_min_s": 0.01}]
+    assert merge_runs(rows, "min") == [{"kind": "prefill", "lens": [64], "step_s": 0.08},
+                                       {"kind": "decode", "contexts": [64], "step_s": 0.01}]
+    assert merge_runs(rows, "median")[0]["step_s"] == pytest.approx(0.30)
 
 
 # ---------------------------------------------------------------- the simulated engine

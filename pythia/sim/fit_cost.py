@@ -1,9 +1,11 @@
 """Fits the `cpu-fitted` cost model to step-time measurements of the real engine.
 
-    python -m pythia.sim.fit_cost benchmarks/results/step-cost-cpu/tiny.jsonl \\
-        --out pythia/sim/cost_models/cpu_fitted.json
+    python -m pythia.sim.fit_cost benchmarks/results/step-cost-cpu/tiny-*.jsonl \\
+        --out pythia/sim/cost_models/cpu_fitted.json --statistic min
 
-The measurements are `benchmarks.bench_step_cost --out` lines. Prefill rows fit (a_p, b_p, c_p)
+The measurements are `benchmarks.bench_step_cost --out` lines, from one run or several. A shape
+measured in several runs counts once: its least time (`--statistic min`, the run least
+disturbed by the machine's other work) or its median step's median (`median`). Prefill rows fit (a_p, b_p, c_p)
 and decode rows (a_d, b_d, c_d) of `cost_models/fitted.py`, each by non-negative least squares
 on relative error: a step of 20 ms matters as much as one of 2 s, and no coefficient may make
 a larger batch cheaper.
@@ -42,13 +44,25 @@ def nonnegative_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return best
 
 
-def fit(rows: list[dict], kind: str, key: str = "step_s") -> tuple[list[float], dict]:
+def merge_runs(rows: list[dict], statistic: str) -> list[dict]:
+    """One row per measured shape, its time the `statistic` over the runs that measured it."""
+    key = STATISTICS[statistic]
+    by_shape: dict[tuple, list[float]] = {}
+    for r in rows:
+        shape = (r["kind"], tuple(r["lens"] if r["kind"] == "prefill" else r["contexts"]))
+        by_shape.setdefault(shape, []).append(r[key])
+    pick = min if statistic == "min" else (lambda xs: float(np.median(xs)))
+    return [{"kind": kind, ("lens" if kind == "prefill" else "contexts"): list(shape), "step_s": pick(times)}
+            for (kind, shape), times in by_shape.items()]
+
+
+def fit(rows: list[dict], kind: str) -> tuple[list[float], dict]:
     features = prefill_features if kind == "prefill" else decode_features
     chosen = [r for r in rows if r["kind"] == kind]
     if len(chosen) < 3:
         raise SystemExit(f"need at least 3 {kind} measurements to fit 3 coefficients, got {len(chosen)}")
     x = np.array([features(r["lens"] if kind == "prefill" else r["contexts"]) for r in chosen])
-    y = np.array([r[key] for r in chosen])
+    y = np.array([r["step_s"] for r in chosen])
     w = nonnegative_fit(x / y[:, None], np.ones(len(y)))  # relative error: each row divided by its time
     rel = np.abs(x @ w - y) / y
     return w.tolist(), {"rows": len(chosen), "median_rel_error": float(np.median(rel)),
@@ -58,30 +72,34 @@ def fit(rows: list[dict], kind: str, key: str = "step_s") -> tuple[list[float], 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pythia.sim.fit_cost", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("measurements")
+    parser.add_argument("measurements", nargs="+")
     parser.add_argument("--out", required=True)
     parser.add_argument("--name", default="cpu-fitted")
     parser.add_argument("--statistic", default="median", choices=list(STATISTICS),
                         help="which time of each measured shape to fit: the median step, or the least contended")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in Path(args.measurements).read_text().splitlines() if line.strip()]
-    key = STATISTICS[args.statistic]
-    prefill, prefill_quality = fit(rows, "prefill", key)
-    decode, decode_quality = fit(rows, "decode", key)
+    rows = [json.loads(line) for path in args.measurements for line in Path(path).read_text().splitlines()
+            if line.strip()]
+    merged = merge_runs(rows, args.statistic)
+    prefill, prefill_quality = fit(merged, "prefill")
+    decode, decode_quality = fit(merged, "decode")
     first = rows[0]
     loads = [r["load_avg_1m"] for r in rows if "load_avg_1m" in r]
-    when = first["measured_at"] + (f" at load averages {min(loads):.1f}-{max(loads):.1f}" if loads else "")
+    dates = sorted({r["measured_at"] for r in rows})
+    when = f"{dates[0]} to {dates[-1]}" + (f" at load averages {min(loads):.1f}-{max(loads):.1f}" if loads else "")
     out = {
         "name": args.name,
-        "description": (f"fitted to {len(rows)} step-time measurements of the real engine ({first['model']} model, "
-                        f"{first.get('threads', '?')} torch threads, {args.statistic} step of each shape) on this "
-                        f"2-core machine shared with other work, measured {when}"),
+        "description": (f"fitted to {len(merged)} shapes' step times measured on the real engine "
+                        f"({len(args.measurements)} runs, {first['model']} model, {first.get('threads', 2)} torch "
+                        f"threads, {args.statistic} over steps and runs) on this 2-core machine shared with other "
+                        f"work, {when}"),
         "prefill": prefill,
         "decode": decode,
         "fit_quality": {"prefill": prefill_quality, "decode": decode_quality},
-        "measurements": args.measurements,
+        "measurements": args.measurements,  # paths, relative to the repository root
         "statistic": args.statistic,
-        "command": f"python -m pythia.sim.fit_cost {args.measurements} --out {args.out} --statistic {args.statistic}",
+        "command": f"python -m pythia.sim.fit_cost {' '.join(args.measurements)} --out {args.out} "
+                   f"--statistic {args.statistic}",
     }
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
