@@ -13,7 +13,7 @@ import pytest
 from benchmarks.harness.configs import CONFIGS, server_flags
 from benchmarks.harness.replay import Replayer
 from benchmarks.harness.report import summarize
-from benchmarks.workloads import GENERATORS
+from benchmarks.workloads import GENERATORS, save_workload
 from pythia.testing.live_server import LiveServer
 
 # run.py as its usage says: a module, from the repository root.
@@ -126,3 +126,11 @@ def test_every_config_serves_a_tagged_dag_under_memory_pressure_without_leaks(co
         assert stats["workflow_jobs_seen"] == 6
     finally:
         live.close()
+
+
+def test_run_py_replays_a_saved_workload_only_at_its_saved_arrivals(tmp_path):
+    path = tmp_path / "workload.jsonl"
+    save_workload(GENERATORS["peer"](scale="tiny", num_jobs=2), path)
+    proc = subprocess.run([*RUN, "--workload-file", str(path), "--sweep", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode != 0 and "--workload-file replays the saved arrivals" in proc.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.harness.report import result_lines, summarize
 from benchmarks.workloads import build_workload
-from pythia.sim.__main__ import simulate
+from pythia.sim.replay import simulate
 from pythia.sim.cost_model import BatchShape
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
 from pythia.sim.cost_models.fitted import FittedCost
@@ -29,6 +29,15 @@ def figures(replay, engine) -> dict:
 
 
 # ---------------------------------------------------------------- cost models
+
+def test_the_simulator_runs_without_torch_or_a_model():
+    code = ("import sys, pythia.sim.__main__; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers') or m.startswith(("
+            "'pythia.managers', 'pythia.model_executor', 'pythia.entrypoints.http_server'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
 
 def test_a_plans_one_token_entries_cost_as_decodes_and_the_rest_as_prefill_chunks():
     shape = BatchShape.from_plan(np.array([40, 7, 0, 96], np.int32), np.array([1, 1, 64, 32], np.int32))

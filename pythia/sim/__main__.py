@@ -18,36 +18,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmarks.harness.configs import server_flags
 from benchmarks.harness.report import markdown, plot, result_lines, summarize, write_records
-from benchmarks.workloads import GENERATORS, Workload, build_workload, load_workload, save_workload
+from benchmarks.workloads import GENERATORS, build_workload, load_workload, save_workload
 from pythia.models.tiny_model import VOCAB_SIZE
-from pythia.server_args import ServerArgs
-from pythia.sim.cost_model import CostModel
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
-from pythia.sim.engine import SimEngine
-from pythia.sim.replay import SimReplay
-
-
-def sim_server_args(config: str, extra: str) -> ServerArgs:
-    """What the real server would run `config` with: its flags, then `extra`, through the
-    server's own flag parser."""
-    parser = argparse.ArgumentParser(add_help=False)
-    ServerArgs.add_cli_args(parser)
-    args = ServerArgs.from_cli_args(parser.parse_args(server_flags(config) + shlex.split(extra)))
-    args.validate()
-    return args
-
-
-def simulate(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,
-             vocab_size: int = VOCAB_SIZE) -> tuple[SimReplay, SimEngine]:
-    """Replays `workload` through a simulated engine configured as `config`; the core's page
-    accounting is checked at the end (RuntimeError if broken)."""
-    engine = SimEngine(sim_server_args(config, server_args), cost)
-    replay = SimReplay(engine, workload, vocab_size, tagged=tagged)
-    replay.run()
-    engine.check_integrity()
-    return replay, engine
+from pythia.sim.replay import sim_server_args, simulate
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ matching, eviction, preemption, predictions - is the core's and the tracker's, c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class SimRequest:
     cached_tokens: int = -1  # prefix served by the cache at its first admission
     first_token_s: float | None = None
     finished_s: float | None = None
-    tag: object = field(default=None)  # the caller's handle (the replay's call)
+    tag: object = None  # the caller's handle (the replay's call)
 
 
 class SimEngine:

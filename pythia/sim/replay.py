@@ -9,19 +9,26 @@ call that carries an earlier call's output carries the same stand-in, so every p
 workload shares stays shared, as the model's real outputs would be; the outputs of different
 calls share nothing, as a model's rarely do.
 
-This module is the simulator's one link to `benchmarks/`: the workload model, the prompt
-builder and the call/job records the report code reads.
+This module and the CLI are the simulator's links to `benchmarks/` (the workload model, the
+configs, the prompt builder, the records the report code reads); the engine and the cost models
+know nothing of it.
 """
 
 from __future__ import annotations
 
+import argparse
 import heapq
 import itertools
+import shlex
 from typing import Callable
 
+from benchmarks.harness.configs import server_flags
 from benchmarks.harness.prompts import PromptBuilder
 from benchmarks.harness.replay import CallRecord, JobRecord
 from benchmarks.workloads.model import Call, Job, Workload, tokens_for
+from pythia.models.tiny_model import VOCAB_SIZE
+from pythia.server_args import ServerArgs
+from pythia.sim.cost_model import CostModel
 from pythia.sim.engine import SimEngine, SimRequest
 from pythia.workflow.meta import WorkflowMeta
 
@@ -103,3 +110,24 @@ class SimReplay:
                 self.engine.end_job(job.id)
             self.jobs.append(JobRecord(job.id, job.type, job.arrival_s, max(self.finish_s[job.id]), len(job.calls)))
             del self.bodies[job.id], self.outputs[job.id], self.finish_s[job.id]
+
+
+def sim_server_args(config: str, extra: str) -> ServerArgs:
+    """What the real server would run `config` with: its flags, then `extra`, through the
+    server's own flag parser."""
+    parser = argparse.ArgumentParser(add_help=False)
+    ServerArgs.add_cli_args(parser)
+    args = ServerArgs.from_cli_args(parser.parse_args(server_flags(config) + shlex.split(extra)))
+    args.validate()
+    return args
+
+
+def simulate(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,
+             vocab_size: int = VOCAB_SIZE) -> tuple[SimReplay, SimEngine]:
+    """Replays `workload` through a simulated engine configured as `config`; the core's page
+    accounting is checked at the end (RuntimeError if broken)."""
+    engine = SimEngine(sim_server_args(config, server_args), cost)
+    replay = SimReplay(engine, workload, vocab_size, tagged=tagged)
+    replay.run()
+    engine.check_integrity()
+    return replay, engine
