@@ -115,7 +115,7 @@ class SimReplay:
 def sim_server_args(config: str, extra: str) -> ServerArgs:
     """What the real server would run `config` with: its flags, then `extra`, through the
     server's own flag parser."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(prog=f"config {config!r} with server args {extra!r}", add_help=False)
     ServerArgs.add_cli_args(parser)
     args = ServerArgs.from_cli_args(parser.parse_args(server_flags(config) + shlex.split(extra)))
     args.validate()
