@@ -80,7 +80,27 @@ def test_the_cpu_fitted_model_loads_with_its_sources_and_refuses_page_transfers(
         model.transfer_s(16)
     with pytest.raises(ValueError, match="unknown cost model 'a100'.*cpu-fitted"):
         cost_model("a100")
-    assert set(COST_MODEL_NAMES) == {"cpu-fitted", "h100-llama3-8b", "h200-llama3-8b"}
+    assert {"cpu-fitted", "h100-llama3-8b", "h200-llama3-8b"} <= set(COST_MODEL_NAMES)
+
+
+def test_a_gpu_calibration_profile_fits_into_a_cost_model_by_the_same_command(tmp_path):
+    # The calibration's CPU run on a toy shape: the script a lent GPU runs, end to end.
+    profile, fitted = tmp_path / "profile.jsonl", tmp_path / "fitted.json"
+    cal = subprocess.run([sys.executable, "-m", "benchmarks.gpu.calibrate", "--shape", "test-tiny", "--device", "cpu",
+                          "--dtype", "float32", "--prefill-lens", "16,64,128", "--prefill-batches", "1,2",
+                          "--decode-contexts", "32,128", "--decode-batches", "1,4", "--repeats", "2",
+                          "--out", str(profile)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert cal.returncode == 0, cal.stderr[-2000:]
+    rows = [line for line in profile.read_text().splitlines() if line]
+    assert len(rows) == 6 + 4
+    fit = subprocess.run([sys.executable, "-m", "pythia.sim.fit_cost", str(profile), "--out", str(fitted),
+                          "--name", "toy-measured", "--statistic", "median"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    model = FittedCost.load(fitted)
+    assert model.name == "toy-measured" and "random-weight model in plain torch on cpu" in model.description
+    decode = BatchShape(np.array([], np.int64), np.array([], np.int64), np.array([128] * 4))
+    assert model.step_s(decode) > 0
 
 
 def test_the_nonnegative_fit_recovers_coefficients_and_never_goes_negative():

@@ -3,7 +3,8 @@
     python -m pythia.sim.fit_cost benchmarks/results/step-cost-cpu/tiny-*.jsonl \\
         --out pythia/sim/cost_models/cpu_fitted.json --statistic min
 
-The measurements are `benchmarks.bench_step_cost --out` lines, from one run or several. A shape
+The measurements are `benchmarks.bench_step_cost --out` lines (or `benchmarks.gpu.calibrate`'s,
+in the same form), from one run or several. A shape
 measured in several runs counts once: its least time (`--statistic min`, the run least
 disturbed by the machine's other work) or its median step's median (`median`). Prefill rows fit (a_p, b_p, c_p)
 and decode rows (a_d, b_d, c_d) of `cost_models/fitted.py`, each by non-negative least squares
@@ -69,6 +70,14 @@ def fit(rows: list[dict], kind: str) -> tuple[list[float], dict]:
                         "max_rel_error": float(rel.max())}
 
 
+def source(row: dict) -> str:
+    """What was measured: a GPU profile says so itself; bench_step_cost's rows are the real engine."""
+    if "source" in row:
+        return row["source"]
+    return (f"the real engine ({row['model']} model, {row.get('threads', 2)} torch threads) on this 2-core "
+            f"machine shared with other work")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m pythia.sim.fit_cost", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,10 +98,8 @@ def main() -> None:
     when = f"{dates[0]} to {dates[-1]}" + (f" at load averages {min(loads):.1f}-{max(loads):.1f}" if loads else "")
     out = {
         "name": args.name,
-        "description": (f"fitted to {len(merged)} shapes' step times measured on the real engine "
-                        f"({len(args.measurements)} runs, {first['model']} model, {first.get('threads', 2)} torch "
-                        f"threads, {args.statistic} over steps and runs) on this 2-core machine shared with other "
-                        f"work, {when}"),
+        "description": (f"fitted to {len(merged)} shapes' step times measured on {source(first)} "
+                        f"({len(args.measurements)} runs, {args.statistic} over steps and runs), {when}"),
         "prefill": prefill,
         "decode": decode,
         "fit_quality": {"prefill": prefill_quality, "decode": decode_quality},
