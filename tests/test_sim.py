@@ -12,7 +12,8 @@ import pytest
 
 from benchmarks.harness.report import result_lines, summarize
 from benchmarks.workloads import build_workload
-from pythia.sim.replay import simulate
+from pythia.sim.replay import merged_stats, simulate
+from pythia.sim.routing import PrefixIndex, cache_aware, round_robin
 from pythia.sim.cost_model import BatchShape
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
 from pythia.sim.cost_models.fitted import FittedCost
@@ -24,8 +25,8 @@ H100 = H100_LLAMA3_8B
 SMALL_POOL = "--max-total-tokens 1024"
 
 
-def figures(replay, engine) -> dict:
-    return summarize(replay.calls, replay.jobs, engine.stats())
+def figures(replay, engines) -> dict:
+    return summarize(replay.calls, replay.jobs, merged_stats(engines))
 
 
 # ---------------------------------------------------------------- cost models
@@ -135,7 +136,7 @@ def test_the_same_seed_gives_the_same_figures_and_another_seed_others():
 def test_every_config_drains_the_workload_with_the_core_intact():
     workload = build_workload("multi-agent-dag", "cpu", 0, num_jobs=12, rate=10.0)
     for config in ("vllm", "sglang", "autellix", "kvflow", "continuum", "pythia", "pythia-gate"):
-        replay, engine = simulate(config, workload, H100, SMALL_POOL)
+        replay, (engine,) = simulate(config, workload, H100, SMALL_POOL)
         assert len(replay.jobs) == 12 and len(replay.calls) == workload.num_calls, config
         stats = engine.core.stats()
         assert (stats.num_waiting, stats.num_running, engine.has_work()) == (0, 0, False), config
@@ -171,7 +172,7 @@ def test_calls_start_when_their_dependencies_finish_plus_their_gap():
 
 def test_a_calls_prompt_extends_its_parents_context_so_the_cache_serves_it():
     workload = build_workload("coding-agent", "cpu", 0, num_jobs=3, rate=1.0)
-    replay, engine = simulate("sglang", workload, H100, "--max-total-tokens 65536")
+    replay, (engine,) = simulate("sglang", workload, H100, "--max-total-tokens 65536")
     by_call = {(r.job, r.call): r for r in replay.calls}
     page = engine.args.page_size
     checked = 0
@@ -189,8 +190,8 @@ def test_a_calls_prompt_extends_its_parents_context_so_the_cache_serves_it():
 
 def test_untagged_replays_send_no_workflow_metadata():
     workload = build_workload("peer", "tiny", 0, num_jobs=4, rate=5.0)
-    _, untagged = simulate("pythia", workload, H100, tagged=False)
-    _, tagged = simulate("pythia", workload, H100, tagged=True)
+    _, (untagged,) = simulate("pythia", workload, H100, tagged=False)
+    _, (tagged,) = simulate("pythia", workload, H100, tagged=True)
     assert untagged.tracker.stats()["workflow_jobs_seen"] == 0
     assert tagged.tracker.stats()["workflow_jobs_seen"] == 4
 
@@ -200,6 +201,42 @@ def test_result_lines_give_ratios_then_each_configs_mean_and_p95():
     assert result_lines(summaries) == ["RESULT jct_ratio pythia 2.000", "RESULT mean_jct vllm 4.000",
                                        "RESULT p95_jct vllm 9.000", "RESULT mean_jct pythia 2.000",
                                        "RESULT p95_jct pythia 5.500"]
+
+
+# ---------------------------------------------------------------- replicas
+
+def test_round_robin_cycles_through_the_replicas():
+    assert [round_robin(i, 3) for i in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+
+
+@pytest.mark.parametrize("matched, loads, sizes, chosen", [
+    ([0, 90, 10], [40, 3, 5], [9, 9, 9], 1),  # imbalanced (40 - 3 > 32): the least loaded, whatever matches
+    ([0, 60, 80], [5, 6, 7], [9, 9, 9], 2),  # balanced, 80 of 100 tokens matched: the best match
+    ([0, 30, 40], [5, 6, 7], [9, 2, 4], 1),  # balanced, no match over half the prompt: the smallest index
+    ([50, 50, 0], [1, 1, 1], [5, 5, 5], 0),  # a tie on the match goes to the lower index (then 50 is not > 50)
+])
+def test_cache_aware_routes_by_load_then_prefix_then_room(matched, loads, sizes, chosen):
+    assert cache_aware(matched, 100, loads, sizes) == chosen
+
+
+def test_the_prefix_index_matches_whole_routed_pages():
+    index = PrefixIndex(page_size=4)
+    index.insert(list(range(10)))  # pages [0..3], [4..7]; the last 2 tokens are no page
+    assert index.matched(list(range(12))) == 8
+    assert index.matched([0, 1, 2, 3, 9, 9, 9, 9]) == 4
+    assert index.matched([1, 2, 3, 4]) == 0 and len(index) == 2
+
+
+def test_cache_aware_routing_keeps_a_jobs_context_on_one_replica():
+    workload = build_workload("coding-agent", "cpu", 0, num_jobs=8, rate=2.0)
+    pool = "--max-total-tokens 4096"
+    rr_replay, rr = simulate("sglang", workload, H100, pool, replicas=2, router="round-robin")
+    ca_replay, ca = simulate("sglang", workload, H100, pool, replicas=2, router="cache-aware")
+    for replay, engines in ((rr_replay, rr), (ca_replay, ca)):
+        assert len(replay.jobs) == 8 and all(e.core.stats().prompt_tokens > 0 for e in engines), "both replicas serve"
+    # Round-robin splits a session's consecutive calls, so each replica re-prefills what the other computed.
+    assert figures(ca_replay, ca)["hit_rate"] > figures(rr_replay, rr)["hit_rate"] + 0.1
+    assert merged_stats(ca)["replicas"] == 2
 
 
 # ---------------------------------------------------------------- the CLI
@@ -229,6 +266,15 @@ def test_the_cli_writes_the_run_py_report_marked_simulated(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     results = lambda p: [line for line in p.stdout.splitlines() if line.startswith("RESULT")]  # noqa: E731
     assert results(again) == results(proc)
+
+
+def test_the_cli_runs_replicas_behind_a_router(tmp_path):
+    proc = run_cli("--workload", "peer", "--scale", "tiny", "--num-jobs", "4", "--rate", "5", "--configs", "sglang",
+                   "--cost-model", "h100-llama3-8b", "--replicas", "2", "--router", "cache-aware",
+                   "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 replicas, cache-aware routing" in (tmp_path / "report.md").read_text()
+    assert "RESULT mean_jct sglang " in proc.stdout
 
 
 def test_the_cli_names_an_unknown_config(tmp_path):

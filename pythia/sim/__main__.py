@@ -22,7 +22,8 @@ from benchmarks.harness.report import markdown, plot, result_lines, summarize, w
 from benchmarks.workloads import GENERATORS, build_workload, load_workload, save_workload
 from pythia.models.tiny_model import VOCAB_SIZE
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
-from pythia.sim.replay import sim_server_args, simulate
+from pythia.sim.replay import merged_stats, sim_server_args, simulate
+from pythia.sim.routing import ROUTERS
 
 
 def main() -> None:
@@ -40,11 +41,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None, help="job arrivals per second")
     parser.add_argument("--untagged", action="store_true", help="replay without workflow metadata")
     parser.add_argument("--server-args", default="", help="extra server flags for every config (e.g. the pool size)")
+    parser.add_argument("--replicas", type=int, default=1, help="simulated engines behind one router")
+    parser.add_argument("--router", default="round-robin", choices=ROUTERS, help="with --replicas > 1: routing rule")
     parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE,
                         help="token ids are drawn below this (default: the tiny model's, as the HTTP replay uses)")
     args = parser.parse_args()
 
     configs = args.configs.split(",")
+    if args.replicas < 1:
+        sys.exit("--replicas must be at least 1")
     try:
         for c in configs:
             sim_server_args(c, args.server_args)
@@ -65,21 +70,24 @@ def main() -> None:
 
     summaries, records, engines = {}, {}, {}
     for config in configs:
-        replay, engine = simulate(config, workload, cost, args.server_args, not args.untagged, args.vocab_size)
+        replay, replicas = simulate(config, workload, cost, args.server_args, not args.untagged, args.vocab_size,
+                                    args.replicas, args.router)
         write_records(out, config, 0, replay.calls, replay.jobs)
-        s = summaries[config] = summarize(replay.calls, replay.jobs, engine.stats())
+        stats = engines[config] = merged_stats(replicas)
+        s = summaries[config] = summarize(replay.calls, replay.jobs, stats)
         records[config] = (replay.calls, replay.jobs)
-        engines[config] = engine.stats()
         print(f"{config} (simulated, {cost.name}): mean JCT {s['jct_mean_s']:.2f}s, P95 {s['jct_p95_s']:.2f}s, "
               f"{s['throughput_tok_s']:.1f} tok/s, hit {s['hit_rate']:.1%}, {s['preemptions']:g} preemptions",
               flush=True)
     plots = plot(out, records, note=f"simulated ({cost.name})")
     title = (f"SIMULATED: {workload.name} ({workload.scale} scale, {len(workload.jobs)} jobs, {workload.num_calls} "
-             f"calls, {'untagged' if args.untagged else 'tagged'}, cost model {cost.name})")
+             f"calls, {'untagged' if args.untagged else 'tagged'}, cost model {cost.name}"
+             + (f", {args.replicas} replicas, {args.router} routing" if args.replicas > 1 else "") + ")")
     (out / "report.md").write_text(markdown(title, command, summaries, plots, note=note))
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     (out / "simulation.json").write_text(json.dumps({"simulated": True, "cost_model": cost.name,
                                                      "cost_model_description": cost.description,
+                                                     "replicas": args.replicas, "router": args.router,
                                                      "engines": engines}, indent=2))
     print(f"report (simulated): {out / 'report.md'}")
     print("\n".join(result_lines(summaries)))

@@ -30,13 +30,19 @@ from pythia.models.tiny_model import VOCAB_SIZE
 from pythia.server_args import ServerArgs
 from pythia.sim.cost_model import CostModel
 from pythia.sim.engine import SimEngine, SimRequest
+from pythia.sim.routing import Router
 from pythia.workflow.meta import WorkflowMeta
 
 
 class SimReplay:
-    def __init__(self, engine: SimEngine, workload: Workload, vocab_size: int, tagged: bool = True,
-                 on_call_done: Callable[[], None] | None = None) -> None:
-        self.engine = engine
+    """Replays a workload over one simulated engine per replica, each on its own clock: the
+    replica furthest behind in virtual time steps next, and an event (a job arriving, a call
+    becoming ready) is handled once every busy replica has reached its time."""
+
+    def __init__(self, engines: list[SimEngine], workload: Workload, vocab_size: int, tagged: bool = True,
+                 router: Router | None = None, on_call_done: Callable[[], None] | None = None) -> None:
+        self.engines = engines
+        self.router = router or Router("round-robin", len(engines), engines[0].args.page_size)
         self.workload = workload
         self.tagged = tagged
         self.prompts = PromptBuilder(workload, vocab_size)
@@ -55,19 +61,20 @@ class SimReplay:
     def run(self) -> None:
         for job in self.workload.jobs:
             self._at(job.arrival_s, job, None)
-        engine = self.engine
-        while self.events or engine.has_work():
-            if not engine.has_work():
-                engine.now = max(engine.now, self.events[0][0])  # nothing to compute: skip to the next event
-            while self.events and self.events[0][0] <= engine.now:
+        while True:
+            busy = [e for e in self.engines if e.has_work()]
+            behind = min(busy, key=lambda e: e.now) if busy else None
+            if self.events and (behind is None or self.events[0][0] <= behind.now):
                 t, _, job, call = heapq.heappop(self.events)
                 if call is None:
                     self._arrive(job)
                 else:
                     self._issue(job, call, t)
-            if engine.has_work():
-                for req in engine.step():
+            elif behind is not None:
+                for req in behind.step():
                     self._done(req)
+            else:
+                return
 
     def _at(self, t: float, job: Job, call: Call | None) -> None:
         heapq.heappush(self.events, (t, next(self.order), job, call))
@@ -89,7 +96,10 @@ class SimReplay:
                             self.prompts.low, self.prompts.high)
         wf = WorkflowMeta(job.type, job.id, call.agent) if self.tagged else WorkflowMeta()
         self.ready_s[(job.id, call.id)] = ready_s
-        self.engine.add_request(self.prompts.prompt(call, body), output, wf, tag=(job, call))
+        prompt = self.prompts.prompt(call, body)
+        engine = self.engines[self.router.choose(prompt, [len(e.requests) for e in self.engines])]
+        engine.now = max(engine.now, ready_s)  # an idle replica's clock catches up with the world's
+        engine.add_request(prompt, output, wf, tag=(job, call))
 
     def _done(self, req: SimRequest) -> None:
         job, call = req.tag
@@ -106,8 +116,9 @@ class SimReplay:
             if self.pending_deps[key] == 0:
                 self._at(req.finished_s + nxt.gap_s, job, nxt)
         if len(self.finish_s[job.id]) == len(job.calls):
-            if self.tagged:  # the application ends its job, as the HTTP replay does
-                self.engine.end_job(job.id)
+            if self.tagged:  # the application ends its job, as the HTTP replay does, wherever it ran
+                for engine in self.engines:
+                    engine.end_job(job.id)
             self.jobs.append(JobRecord(job.id, job.type, job.arrival_s, max(self.finish_s[job.id]), len(job.calls)))
             del self.bodies[job.id], self.outputs[job.id], self.finish_s[job.id]
 
@@ -123,11 +134,21 @@ def sim_server_args(config: str, extra: str) -> ServerArgs:
 
 
 def simulate(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,
-             vocab_size: int = VOCAB_SIZE) -> tuple[SimReplay, SimEngine]:
-    """Replays `workload` through a simulated engine configured as `config`; the core's page
-    accounting is checked at the end (RuntimeError if broken)."""
-    engine = SimEngine(sim_server_args(config, server_args), cost)
-    replay = SimReplay(engine, workload, vocab_size, tagged=tagged)
+             vocab_size: int = VOCAB_SIZE, replicas: int = 1, router: str = "round-robin"
+             ) -> tuple[SimReplay, list[SimEngine]]:
+    """Replays `workload` through `replicas` simulated engines configured as `config`, routed by
+    `router`; every core's page accounting is checked at the end (RuntimeError if broken)."""
+    args = sim_server_args(config, server_args)
+    engines = [SimEngine(args, cost) for _ in range(replicas)]
+    replay = SimReplay(engines, workload, vocab_size, tagged=tagged, router=Router(router, replicas, args.page_size))
     replay.run()
-    engine.check_integrity()
-    return replay, engine
+    for engine in engines:
+        engine.check_integrity()
+    return replay, engines
+
+
+def merged_stats(engines: list[SimEngine]) -> dict:
+    """The replicas' counters summed, in the form `summarize` reads."""
+    per = [e.stats() for e in engines]
+    out = {k: sum(s[k] for s in per) for k, v in per[0].items() if isinstance(v, (int, float)) and k != "simulated"}
+    return {**out, "simulated": True, "cost_model": per[0]["cost_model"], "replicas": len(engines)}
