@@ -20,7 +20,6 @@ import argparse
 import heapq
 import itertools
 import shlex
-from typing import Callable
 
 from benchmarks.harness.configs import server_flags
 from benchmarks.harness.prompts import PromptBuilder
@@ -40,13 +39,12 @@ class SimReplay:
     becoming ready) is handled once every busy replica has reached its time."""
 
     def __init__(self, engines: list[SimEngine], workload: Workload, vocab_size: int, tagged: bool = True,
-                 router: Router | None = None, on_call_done: Callable[[], None] | None = None) -> None:
+                 router: Router | None = None) -> None:
         self.engines = engines
         self.router = router or Router("round-robin", len(engines), engines[0].args.page_size)
         self.workload = workload
         self.tagged = tagged
         self.prompts = PromptBuilder(workload, vocab_size)
-        self.on_call_done = on_call_done
         self.calls: list[CallRecord] = []
         self.jobs: list[JobRecord] = []
         self.events: list[tuple[float, int, Job, Call | None]] = []  # (time, order, job, call); None: arrival
@@ -108,8 +106,6 @@ class SimReplay:
                                      req.first_token_s, req.finished_s, req.prompt_len, req.produced,
                                      req.cached_tokens))
         self.finish_s[job.id].append(req.finished_s)
-        if self.on_call_done:
-            self.on_call_done()
         for nxt in self.dependents.pop((job.id, call.id), []):
             key = (job.id, nxt.id)
             self.pending_deps[key] -= 1
