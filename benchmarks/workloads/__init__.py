@@ -21,7 +21,6 @@ GENERATORS = {
 }
 
 
-
 def build_workload(name: str, scale: str, seed: int, num_jobs: int | None = None, rate: float | None = None
                    ) -> Workload:
     """Generator `name`'s workload; num_jobs and rate keep the generator's defaults when None."""
