@@ -6,8 +6,9 @@
 For each repeat, each config in turn (alternating, to spread the machine's noise): start a
 server with that config's flags, wait for health, replay the workload over HTTP with real
 concurrency, record every call and job, stop the server. Then a markdown report with ratios
-against the first config, PNG plots, and one `RESULT jct_ratio <config> <ratio>` line per
-non-first config (first config's mean JCT / this config's; above 1 means faster).
+against the first config, PNG plots, one `RESULT jct_ratio <config> <ratio>` line per
+non-first config (first config's mean JCT / this config's; above 1 means faster), and
+`RESULT mean_jct <config> <seconds>` and `RESULT p95_jct <config> <seconds>` for every config.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from tqdm import tqdm
 from benchmarks.harness.capacity import max_rate
 from benchmarks.harness.configs import server_flags
 from benchmarks.harness.replay import Replayer
-from benchmarks.harness.report import markdown, median_over_repeats, plot, summarize, write_records
-from benchmarks.workloads import GENERATORS, save_workload
+from benchmarks.harness.report import (markdown, median_over_repeats, plot, result_lines, summarize,
+                                      write_records)
+from benchmarks.workloads import GENERATORS, build_workload, load_workload, save_workload
 from pythia.testing.live_server import LiveServer
 
 
@@ -41,12 +43,9 @@ def model_flags(model: str) -> list[str]:
 
 
 def make_workload(args: argparse.Namespace, rate: float | None = None):
-    kwargs = {"scale": args.scale, "seed": args.seed}
-    if args.num_jobs is not None:
-        kwargs["num_jobs"] = args.num_jobs
-    if rate is not None or args.rate is not None:
-        kwargs["rate"] = rate if rate is not None else args.rate
-    return GENERATORS[args.workload](**kwargs)
+    if args.workload_file:
+        return load_workload(args.workload_file)
+    return build_workload(args.workload, args.scale, args.seed, args.num_jobs, rate if rate is not None else args.rate)
 
 
 def run_once(config: str, workload, args: argparse.Namespace, out: Path, repeat: int, tag: str = ""):
@@ -170,7 +169,10 @@ def capacity(args: argparse.Namespace, configs: list[str], out: Path, command: s
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", required=True, choices=sorted(GENERATORS))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workload", choices=sorted(GENERATORS))
+    source.add_argument("--workload-file", help="a workload JSONL (benchmarks/workloads/model.py's save_workload), "
+                        "replayed as saved: its arrival times stay, so --rate, --sweep and --capacity do not apply")
     parser.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "gpu"])
     parser.add_argument("--configs", default="vllm,sglang", help="comma-separated; the first is the baseline")
     parser.add_argument("--repeats", type=int, default=1)
@@ -188,6 +190,8 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
 
+    if args.workload_file and (args.sweep or args.capacity or args.rate is not None):
+        sys.exit("--workload-file replays the saved arrivals: --rate, --sweep and --capacity need --workload")
     configs = args.configs.split(",")
     try:
         for c in configs:
@@ -216,7 +220,7 @@ def main() -> None:
         save_workload(workload, out / f"workload{tag}.jsonl")
         result = compare(args, configs, workload, out, tag)
         plots = plot(out, result["records"]) if i == 0 else []
-        title = (f"{args.workload} ({args.scale} scale, {len(workload.jobs)} jobs, {workload.num_calls} calls, "
+        title = (f"{workload.name} ({workload.scale} scale, {len(workload.jobs)} jobs, {workload.num_calls} calls, "
                  f"{'untagged' if args.untagged else 'tagged'}, model {args.model}"
                  + (f", {rate:.3f} jobs/s" if rate else "") + ")")
         sections.append(markdown(title, command, result["summaries"], plots))
@@ -224,9 +228,7 @@ def main() -> None:
         headline = headline or result["summaries"]
     (out / "report.md").write_text("\n".join(sections))
     print(f"report: {out / 'report.md'}")
-    base = headline[configs[0]]["jct_mean_s"]
-    for c in configs[1:]:
-        print(f"RESULT jct_ratio {c} {base / headline[c]['jct_mean_s']:.3f}")
+    print("\n".join(result_lines(headline)))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 from benchmarks.harness.configs import CONFIGS, server_flags
 from benchmarks.harness.replay import Replayer
 from benchmarks.harness.report import summarize
-from benchmarks.workloads import GENERATORS
+from benchmarks.workloads import GENERATORS, save_workload
 from pythia.testing.live_server import LiveServer
 
 # run.py as its usage says: a module, from the repository root.
@@ -73,6 +73,8 @@ def test_run_py_end_to_end(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "RESULT jct_ratio sglang" in proc.stdout
+    for config in ("vllm", "sglang"):
+        assert f"RESULT mean_jct {config} " in proc.stdout and f"RESULT p95_jct {config} " in proc.stdout
     report = (out / "report.md").read_text()
     assert "| mean JCT (s) |" in report and "jct_cdf.png" in report
     for name in ("jct_cdf.png", "throughput.png", "gantt.png", "calls.jsonl", "jobs.jsonl", "workload.jsonl"):
@@ -124,3 +126,11 @@ def test_every_config_serves_a_tagged_dag_under_memory_pressure_without_leaks(co
         assert stats["workflow_jobs_seen"] == 6
     finally:
         live.close()
+
+
+def test_run_py_replays_a_saved_workload_only_at_its_saved_arrivals(tmp_path):
+    path = tmp_path / "workload.jsonl"
+    save_workload(GENERATORS["peer"](scale="tiny", num_jobs=2), path)
+    proc = subprocess.run([*RUN, "--workload-file", str(path), "--sweep", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode != 0 and "--workload-file replays the saved arrivals" in proc.stderr

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from benchmarks.workloads.model import Call, Job, Workload, tokens_for
+from benchmarks.harness.prompts import PromptBuilder
+from benchmarks.workloads.model import Call, Job, Workload
 
 
 @dataclass
@@ -45,13 +46,10 @@ class Replayer:
         self.url = url
         self.workload = workload
         self.tagged = tagged
-        # Skip the low ids, where tokenizers keep special tokens.
-        self.low, self.high = max(1, vocab_size // 10), vocab_size
+        self.prompts = PromptBuilder(workload, vocab_size)
         self.on_call_done = on_call_done
         self.calls: list[CallRecord] = []
         self.jobs: list[JobRecord] = []
-        self.system = {a: tokens_for(workload.seed, f"system/{a}", n, self.low, self.high)
-                       for a, n in workload.agents.items()}
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
@@ -74,8 +72,8 @@ class Replayer:
             for dep in call.all_deps():
                 await finished[dep].wait()
             await asyncio.sleep(call.gap_s)
-            body = self._body(job, call, bodies, outputs)
-            record, out_ids = await self._send(job, call, self.system.get(call.agent, []) + body)
+            body = self.prompts.body(job, call, bodies, outputs)
+            record, out_ids = await self._send(job, call, self.prompts.prompt(call, body))
             bodies[call.id], outputs[call.id] = body, out_ids
             finish_time[call.id] = record.finished_s
             self.calls.append(record)
@@ -90,19 +88,6 @@ class Replayer:
                 if resp.status != 200:
                     raise RuntimeError(f"{job.id}: ending the job: HTTP {resp.status}: {await resp.text()}")
         self.jobs.append(JobRecord(job.id, job.type, job.arrival_s, max(finish_time.values()), len(job.calls)))
-
-    def _body(self, job: Job, call: Call, bodies: dict, outputs: dict) -> list[int]:
-        seed = self.workload.seed
-        if call.blocks is not None:
-            n = self.workload.block_tokens
-            tokens = [t for h in call.blocks for t in tokens_for(0, f"block/{h}", n, self.low, self.high)]
-            return tokens[:call.fresh_tokens]
-        body: list[int] = []
-        if call.parent:
-            body += bodies[call.parent] + outputs[call.parent]
-        for other in call.also:
-            body += outputs[other]
-        return body + tokens_for(seed, f"{job.id}/{call.id}", call.fresh_tokens, self.low, self.high)
 
     async def _send(self, job: Job, call: Call, prompt: list[int]) -> tuple[CallRecord, list[int]]:
         payload = {"input_ids": prompt, "stream": True,

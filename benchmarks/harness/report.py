@@ -57,10 +57,23 @@ ROWS = [("mean JCT (s)", "jct_mean_s", False), ("P95 JCT (s)", "jct_p95_s", Fals
         ("preemptions", "preemptions", False), ("evicted pages", "evicted_pages", False)]
 
 
-def markdown(title: str, command: str, summaries: dict[str, dict[str, float]], plots: list[str]) -> str:
+def result_lines(summaries: dict[str, dict[str, float]]) -> list[str]:
+    """The `RESULT` lines of a comparison: the mean-JCT ratio of each config against the first
+    (above 1: faster), then every config's mean and P95 JCT in seconds."""
+    configs = list(summaries)
+    base = summaries[configs[0]]["jct_mean_s"]
+    lines = [f"RESULT jct_ratio {c} {base / summaries[c]['jct_mean_s']:.3f}" for c in configs[1:]]
+    for c in configs:
+        lines += [f"RESULT mean_jct {c} {summaries[c]['jct_mean_s']:.3f}",
+                  f"RESULT p95_jct {c} {summaries[c]['jct_p95_s']:.3f}"]
+    return lines
+
+
+def markdown(title: str, command: str, summaries: dict[str, dict[str, float]], plots: list[str], note: str = ""
+             ) -> str:
     configs = list(summaries)
     base = summaries[configs[0]]
-    lines = [f"# {title}", "", f"Command: `{command}`", "",
+    lines = [f"# {title}", "", f"Command: `{command}`", ""] + ([note, ""] if note else []) + [
              "| metric | " + " | ".join(configs) + " |", "|---" * (len(configs) + 1) + "|"]
     for label, key, _ in ROWS:
         cells = []
@@ -77,14 +90,17 @@ def markdown(title: str, command: str, summaries: dict[str, dict[str, float]], p
     return "\n".join(lines) + "\n"
 
 
-def plot(out: Path, per_config: dict[str, tuple[list[CallRecord], list[JobRecord]]]) -> list[str]:
-    """JCT CDF per config, throughput over time, a Gantt timeline of the first config's jobs."""
+def plot(out: Path, per_config: dict[str, tuple[list[CallRecord], list[JobRecord]]], note: str = "") -> list[str]:
+    """JCT CDF per config, throughput over time, a Gantt timeline of the first config's jobs;
+    `note` (e.g. that the figures are simulated) heads every plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     def save(fig, ax, name: str, xlabel: str, ylabel: str) -> str:
+        if note:
+            ax.set_title(f"{note}: {ax.get_title()}" if ax.get_title() else note, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if ax.get_legend() is None:

@@ -20,4 +20,16 @@ GENERATORS = {
     "mooncake-synthetic": mooncake_synthetic,
 }
 
-__all__ = ["GENERATORS", "Call", "Job", "Scale", "Workload", "load_workload", "save_workload"]
+
+def build_workload(name: str, scale: str, seed: int, num_jobs: int | None = None, rate: float | None = None
+                   ) -> Workload:
+    """Generator `name`'s workload; num_jobs and rate keep the generator's defaults when None."""
+    kwargs: dict = {"scale": scale, "seed": seed}
+    if num_jobs is not None:
+        kwargs["num_jobs"] = num_jobs
+    if rate is not None:
+        kwargs["rate"] = rate
+    return GENERATORS[name](**kwargs)
+
+
+__all__ = ["GENERATORS", "build_workload", "Call", "Job", "Scale", "Workload", "load_workload", "save_workload"]

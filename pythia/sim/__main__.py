@@ -1,0 +1,97 @@
+"""Side-by-side comparison of configurations on an agent workload, SIMULATED.
+
+    python -m pythia.sim --workload coding-agent --scale cpu --configs vllm,pythia \\
+        --cost-model cpu-fitted --out benchmarks/out/sim-coding-agent
+
+The same workloads, configs, arrivals, dependencies and tool gaps as `python -m benchmarks.run`,
+but every config runs in this process: the real `_core.Scheduler` and `WorkflowTracker` are
+stepped on a virtual clock and each step takes what the cost model says. The report, records,
+plots and `RESULT` lines are written by the same code as run.py's, and say that they are
+simulated and with which cost model. The same arguments give the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from benchmarks.harness.report import markdown, plot, result_lines, summarize, write_records
+from benchmarks.workloads import GENERATORS, build_workload, load_workload, save_workload
+from pythia.models.tiny_model import VOCAB_SIZE
+from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
+from pythia.sim.replay import merged_stats, sim_server_args, simulate
+from pythia.sim.routing import ROUTERS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m pythia.sim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workload", choices=sorted(GENERATORS))
+    source.add_argument("--workload-file", help="a workload JSONL (benchmarks/workloads/model.py's save_workload)")
+    parser.add_argument("--scale", default="cpu", choices=["tiny", "cpu", "gpu"])
+    parser.add_argument("--configs", default="vllm,sglang", help="comma-separated; the first is the baseline")
+    parser.add_argument("--cost-model", required=True, choices=COST_MODEL_NAMES)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-jobs", type=int, default=None)
+    parser.add_argument("--rate", type=float, default=None, help="job arrivals per second")
+    parser.add_argument("--untagged", action="store_true", help="replay without workflow metadata")
+    parser.add_argument("--server-args", default="", help="extra server flags for every config (e.g. the pool size)")
+    parser.add_argument("--replicas", type=int, default=1, help="simulated engines behind one router")
+    parser.add_argument("--router", default="round-robin", choices=ROUTERS, help="with --replicas > 1: routing rule")
+    parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE,
+                        help="token ids are drawn below this (default: the tiny model's, as the HTTP replay uses)")
+    args = parser.parse_args()
+
+    configs = args.configs.split(",")
+    if args.replicas < 1:
+        sys.exit("--replicas must be at least 1")
+    try:
+        for c in configs:
+            sim_server_args(c, args.server_args)
+    except ValueError as e:
+        sys.exit(str(e))
+    cost = cost_model(args.cost_model)
+    if args.workload_file:
+        workload = load_workload(args.workload_file)
+    else:
+        workload = build_workload(args.workload, args.scale, args.seed, args.num_jobs, args.rate)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("calls.jsonl", "jobs.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    save_workload(workload, out / "workload.jsonl")
+    command = "python -m pythia.sim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    note = f"SIMULATED with cost model `{cost.name}` ({cost.description}); no model ran."
+
+    summaries, records, engines = {}, {}, {}
+    for config in configs:
+        replay, replicas = simulate(config, workload, cost, args.server_args, not args.untagged, args.vocab_size,
+                                    args.replicas, args.router)
+        write_records(out, config, 0, replay.calls, replay.jobs)
+        stats = engines[config] = merged_stats(replicas)
+        s = summaries[config] = summarize(replay.calls, replay.jobs, stats)
+        records[config] = (replay.calls, replay.jobs)
+        print(f"{config} (simulated, {cost.name}): mean JCT {s['jct_mean_s']:.2f}s, P95 {s['jct_p95_s']:.2f}s, "
+              f"{s['throughput_tok_s']:.1f} tok/s, hit {s['hit_rate']:.1%}, {s['preemptions']:g} preemptions",
+              flush=True)
+    plots = plot(out, records, note=f"simulated ({cost.name})")
+    title = (f"SIMULATED: {workload.name} ({workload.scale} scale, {len(workload.jobs)} jobs, {workload.num_calls} "
+             f"calls, {'untagged' if args.untagged else 'tagged'}, cost model {cost.name}"
+             + (f", {args.replicas} replicas, {args.router} routing" if args.replicas > 1 else "") + ")")
+    (out / "report.md").write_text(markdown(title, command, summaries, plots, note=note))
+    (out / "summary.json").write_text(json.dumps(summaries, indent=2))
+    (out / "simulation.json").write_text(json.dumps({"simulated": True, "cost_model": cost.name,
+                                                     "cost_model_description": cost.description,
+                                                     "replicas": args.replicas, "router": args.router,
+                                                     "engines": engines}, indent=2))
+    print(f"report (simulated): {out / 'report.md'}")
+    print("\n".join(result_lines(summaries)))
+
+
+if __name__ == "__main__":
+    main()

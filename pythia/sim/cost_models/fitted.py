@@ -1,0 +1,59 @@
+"""A step-cost form fitted to measurements of the real engine (DistServe's estimator's shape).
+
+    prefill part = a_p + b_p * sum(len) + c_p * sum(len * (start + len))
+    decode part  = a_d + b_d * sum(context) + c_d * batch
+
+`len` is a prefill chunk's computed positions and `start` the positions before it. With nothing
+cached (start 0, as in the measurements) the quadratic term is DistServe's c * sum(len^2); with a
+cached prefix it grows with the keys each query attends to, which is where attention's cost goes.
+A step with both kinds runs them in one forward pass, so it pays one fixed cost, the larger.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pythia.sim.cost_model import BatchShape, CostModel
+
+
+@dataclass(frozen=True)
+class FittedCost(CostModel):
+    name: str
+    description: str
+    prefill: tuple[float, float, float]
+    """(a_p, b_p, c_p): seconds; seconds per computed position; seconds per (query, key) pair."""
+    decode: tuple[float, float, float]
+    """(a_d, b_d, c_d): seconds; seconds per context token; seconds per decoding request."""
+
+    @classmethod
+    def load(cls, path: Path) -> FittedCost:
+        raw = json.loads(path.read_text())
+        return cls(raw["name"], raw["description"], tuple(raw["prefill"]), tuple(raw["decode"]))
+
+    def step_s(self, batch: BatchShape) -> float:
+        fixed, variable = 0.0, 0.0
+        if len(batch.prefill_lens):
+            a, b, c = self.prefill
+            lens = batch.prefill_lens
+            fixed = a
+            variable += b * float(lens.sum()) + c * float((lens * (batch.prefill_starts + lens)).sum())
+        if len(batch.decode_contexts):
+            a, b, c = self.decode
+            fixed = max(fixed, a)
+            variable += b * float(batch.decode_contexts.sum()) + c * len(batch.decode_contexts)
+        return fixed + variable
+
+
+def prefill_features(lens: list[int]) -> list[float]:
+    """The fit's regressors of an uncached prefill batch: (1, sum len, sum len^2)."""
+    x = np.asarray(lens, dtype=np.float64)
+    return [1.0, float(x.sum()), float((x * x).sum())]
+
+
+def decode_features(contexts: list[int]) -> list[float]:
+    """The fit's regressors of a decode batch: (1, sum context, batch)."""
+    return [1.0, float(sum(contexts)), float(len(contexts))]

@@ -1,0 +1,127 @@
+"""The real scheduler core and WorkflowTracker, stepped on a virtual clock by a cost model.
+
+Nothing of the model runs: a step's duration comes from the cost model, and its tokens from the
+requests themselves (each is added with the output it will produce, as a replay with EOS
+ignored knows its lengths in advance). Every decision - order, admission, chunking, prefix
+matching, eviction, preemption, predictions - is the core's and the tracker's, called the way
+`pythia.managers.engine.Engine` calls them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pythia import _core
+from pythia.server_args import ServerArgs
+from pythia.sim.cost_model import BatchShape, CostModel
+from pythia.workflow.meta import WorkflowMeta
+from pythia.workflow.tracker import WorkflowTracker
+
+# The engine process waits this long before another step when the core held every queued
+# request back (engine_process.HELD_POLL_MS); the simulated engine idles the same.
+HELD_WAIT_S = 0.005
+
+
+@dataclass
+class SimRequest:
+    rid: int
+    prompt_len: int
+    output_ids: list[int]  # what it will produce, one per sampling step
+    wf: WorkflowMeta
+    arrival_s: float
+    produced: int = 0
+    cached_tokens: int = -1  # prefix served by the cache at its first admission
+    first_token_s: float | None = None
+    finished_s: float | None = None
+    tag: object = None  # the caller's handle (the replay's call)
+
+
+class SimEngine:
+    def __init__(self, args: ServerArgs, cost: CostModel) -> None:
+        self.args = args
+        self.cost = cost
+        self.core = _core.Scheduler(args.scheduler_config())
+        self.tracker = WorkflowTracker(self.core, args.job_idle_timeout_s)
+        self.now = 0.0
+        self.requests: dict[int, SimRequest] = {}
+        self.next_rid = 0
+        self.steps = 0
+        self.busy_s = 0.0  # virtual time spent computing, not idle
+
+    def has_work(self) -> bool:
+        return bool(self.requests)
+
+    def add_request(self, prompt: list[int], output_ids: list[int], wf: WorkflowMeta, tag: object = None
+                    ) -> SimRequest:
+        """Queues a request at the current virtual time. ValueError (nothing left behind) for
+        one the core refuses, e.g. a prompt that can never fit the pool."""
+        if not output_ids:
+            raise ValueError("a simulated request must produce at least one token")
+        tags, hints = self.tracker.on_arrival(wf)
+        rid = self.next_rid
+        self.next_rid += 1
+        try:
+            self.core.add_request(rid, np.asarray(prompt, dtype=np.int32), len(output_ids), arrival_time=self.now,
+                                  tags=tags, hints=hints)
+        except ValueError:
+            self.tracker.on_rejected(wf)
+            raise
+        req = SimRequest(rid, len(prompt), list(output_ids), wf, self.now, tag=tag)
+        self.requests[rid] = req
+        self.tracker.on_queued(wf, len(prompt), self.now)
+        return req
+
+    def step(self) -> list[SimRequest]:
+        """One schedule -> (simulated) forward -> update cycle; returns the requests it finished."""
+        self.core.set_time(self.now)
+        self.tracker.sweep(self.now)
+        plan = self.core.schedule()
+        num = len(plan)
+        if num == 0:  # everything queued is held back (the working-set gate): close the empty step
+            self.core.update(plan.req_ids, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool))
+            self.now += HELD_WAIT_S
+            return []
+        if plan.offload_pages.shape[0] or plan.load_pages.shape[0]:
+            raise RuntimeError("the plan moves pages to or from a host tier, which the simulator does not time yet")
+        req_ids, start_pos, num_tokens, samples = plan.req_ids, plan.start_pos, plan.num_tokens, plan.samples
+        cached = plan.cached_tokens
+        duration = self.cost.step_s(BatchShape.from_plan(start_pos, num_tokens))
+        self.now += duration
+        self.busy_s += duration
+        self.steps += 1
+        tokens = np.zeros(num, dtype=np.int32)
+        finished = np.zeros(num, dtype=np.uint8)
+        states = [self.requests[int(r)] for r in req_ids]
+        for i, req in enumerate(states):
+            if req.cached_tokens < 0:
+                req.cached_tokens = int(cached[i])
+            if not samples[i]:
+                continue
+            tokens[i] = req.output_ids[req.produced]
+            req.produced += 1
+            if req.first_token_s is None:
+                req.first_token_s = self.now
+            finished[i] = req.produced == len(req.output_ids)
+        self.core.update(req_ids, tokens, finished)
+        done = []
+        for i, req in enumerate(states):
+            if finished[i]:
+                del self.requests[req.rid]
+                req.finished_s = self.now
+                self.tracker.on_finish(req.wf, req.produced, self.now, self.now - req.arrival_s)
+                done.append(req)
+        return done
+
+    def end_job(self, job_id: str) -> bool:
+        return self.tracker.end_job(job_id, self.now)
+
+    def stats(self) -> dict:
+        core = self.core.stats()
+        return {"num_preemptions": core.num_preemptions, "num_evicted_pages": core.num_evicted_pages,
+                "prompt_tokens": core.prompt_tokens, "cached_prompt_tokens": core.cached_prompt_tokens,
+                "steps": self.steps, "busy_s": self.busy_s, "simulated": True, "cost_model": self.cost.name}
+
+    def check_integrity(self) -> None:
+        self.core.check_integrity()
