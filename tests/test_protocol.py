@@ -81,6 +81,9 @@ def refusal(model, body) -> HTTPError:
      "agents must have at most 256 item(s), got 300"),
     (TopologyRequest, {"type": "t", "edges": [{"from": "a"}]}, "edges[0].to", "edges[0].to is required"),
     (TopologyRequest, {"type": "t", "agents": None}, "agents", "agents must be a list, got None"),
+    # a misspelt or invented field would register a topology without what it meant
+    (TopologyRequest, {"type": "t", "agents": [{"name": "a", "after": ["b"]}]}, "agents[0]",
+     "agents[0]: unknown field(s): after"),
     # two fields wrong: the first is named, alone
     (TopologyRequest, {"type": "t", "agents": [{"name": None, "long_context": 1}]}, "agents[0].name",
      "agents[0].name must be a string, got None"),
@@ -113,7 +116,7 @@ def test_a_bad_body_is_one_400_naming_the_field(model, body, param, message):
         "stream_options": {"include_usage": True}, "logprobs": True, "top_logprobs": 3,
         "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}}),
     (TopologyRequest, {"type": "t", "agents": [{"name": "a", "tools": ["x"]}, {"name": "b"}],
-                       "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a", "max_repeats": 2}], "note": 1}),
+                       "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a", "max_repeats": 2}]}),
 ])
 def test_what_clients_send_passes(model, body):
     check_body(json.loads(json.dumps(body)), model)
