@@ -135,11 +135,10 @@ def sim_server_args(config: str, extra: str) -> ServerArgs:
     return args
 
 
-def simulate(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,
-             vocab_size: int = VOCAB_SIZE, replicas: int = 1, router: str = "round-robin"
-             ) -> tuple[SimReplay, list[SimEngine]]:
-    """Replays `workload` through `replicas` simulated engines configured as `config`, routed by
-    `router`; every core's page accounting is checked at the end (RuntimeError if broken)."""
+def build_replay(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,
+                 vocab_size: int = VOCAB_SIZE, replicas: int = 1, router: str = "round-robin") -> SimReplay:
+    """The replay `simulate` runs, not yet run: `replicas` simulated engines configured as
+    `config`, routed by `router`; a clairvoyant config's trackers feed the workload's truth."""
     args = sim_server_args(config, server_args)
     engines = [SimEngine(args, cost) for _ in range(replicas)]
     future = WorkloadFuture(workload) if config in CLAIRVOYANT else None
@@ -148,12 +147,20 @@ def simulate(config: str, workload: Workload, cost: CostModel, server_args: str 
             tracker = engine.tracker
             tracker.feed = TrueFeed(engine.core, tracker.profiler, tracker.tags, future)
             engine.before_finish = lambda req: future.on_finish(*req.tag, req.finished_s, req.produced)
-    replay = SimReplay(engines, workload, vocab_size, tagged=tagged, router=Router(router, replicas, args.page_size),
-                       future=future)
+    return SimReplay(engines, workload, vocab_size, tagged=tagged, router=Router(router, replicas, args.page_size),
+                     future=future)
+
+
+def simulate(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,
+             vocab_size: int = VOCAB_SIZE, replicas: int = 1, router: str = "round-robin"
+             ) -> tuple[SimReplay, list[SimEngine]]:
+    """Replays `workload` through `replicas` simulated engines configured as `config`, routed by
+    `router`; every core's page accounting is checked at the end (RuntimeError if broken)."""
+    replay = build_replay(config, workload, cost, server_args, tagged, vocab_size, replicas, router)
     replay.run()
-    for engine in engines:
+    for engine in replay.engines:
         engine.check_integrity()
-    return replay, engines
+    return replay, replay.engines
 
 
 def merged_stats(engines: list[SimEngine]) -> dict:

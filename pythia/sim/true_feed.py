@@ -35,6 +35,11 @@ How close the bounds are to the textbook clairvoyant policies, and what is appro
   least that never needs a retraction for output growth.
 - `pythia-true` keeps Pythia's own knobs (future work at its configured weight, aging, unblock
   bonus), so `pythia` against it is prediction error and it against `oracle` is policy error.
+
+So `oracle` is the best these policies do with perfect information, not a lower bound on mean JCT:
+the decisions interact (exact reservation admits more requests at once, which under compute-bound
+steps delays them all; token-SRPT ignores cache reuse beyond the cached prefix), and on some
+small-pool runs `oracle` is slower than `sglang` (tests/test_sim_oracle.py keeps one such case).
 """
 
 from __future__ import annotations
