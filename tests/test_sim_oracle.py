@@ -121,6 +121,24 @@ def test_the_true_feed_sends_the_workloads_truth_through_the_forecast_interface(
     assert agents_at(f2) == {"code": math.inf, "plan": pytest.approx(f2 + 1.0), "*": pytest.approx(f2 + 1.0)}
 
 
+def test_a_shared_prefixs_next_use_is_exact_once_known_and_a_gap_only_bound_before():
+    r = Job("r", "t", 0.0, [Call("c1", "plan", 4), Call("c2", "code", 4, parent="c1", gap_s=0.5),
+                            Call("c3", "review", 4, parent="c2", gap_s=1.0)])
+    s = Job("s", "t", 10.0, [Call("c1", "plan", 4)])
+    future = WorkloadFuture(Workload("chain", "tiny", 0, {"plan": 8, "code": 8, "review": 8}, [r, s]))
+    future.on_arrive(r)
+    future.on_issue(r, r.calls[0], 20)
+    # c1 running: its agent is in use now; the rest wait for it, counted from now plus their gaps.
+    assert future.agents_next_use("t", 2.0) == {"plan": (2.0, 0), "code": (2.5, 1), "review": (3.5, 2)}
+    future.on_finish(r, r.calls[0], 2.2, 4)
+    # c2's time is known (c1's finish + 0.5); review's bound builds on it; plan's next is job s's arrival.
+    assert future.agents_next_use("t", 2.3) == {"plan": (10.0, 1), "code": (2.7, 1), "review": (3.7, 2)}
+    assert future.job("r").next_use_s == 2.7 and future.job("r").work_tokens == 8.0
+    future.on_issue(r, r.calls[1], 28)
+    future.on_finish(r, r.calls[1], 3.0, 4)
+    assert future.agents_next_use("t", 3.1) == {"plan": (10.0, 1), "code": (math.inf, -1), "review": (4.0, 1)}
+
+
 def test_the_real_feeds_predictions_differ_from_the_truth_on_the_same_workload():
     _, rec = recorded_run("pythia", tiny_workload())
     predicted = [v["predicted_output_tokens"] for *_, v in rec.of("add_request")]

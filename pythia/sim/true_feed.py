@@ -90,11 +90,13 @@ class WorkloadFuture:
             self.upcoming.setdefault(job.type, {})[job.id] = job
             self.agents.setdefault(job.type, set()).update(c.agent for c in job.calls)
         self.issuing: Call | None = None  # the call being added to a core right now
+        self.bounds: dict[str, dict[str, tuple[list[tuple[float, float]], int]]] = {}  # _agent_bounds' cache
 
     # ---------------------------------------------------------------- replay events
 
     def on_arrive(self, job: Job) -> None:
         del self.upcoming[job.type][job.id]
+        self.bounds.pop(job.id, None)
         state = self.states[job.id] = _JobState()
         self.live.setdefault(job.type, set()).add(job.id)
         for call in job.calls:
@@ -103,6 +105,7 @@ class WorkloadFuture:
 
     def on_issue(self, job: Job, call: Call, prompt_len: int) -> None:
         state = self.states[job.id]
+        self.bounds.pop(job.id, None)
         state.ready_at.pop(call.id, None)
         state.in_flight.add(call.id)
         state.prompt_len[call.id] = prompt_len
@@ -110,6 +113,7 @@ class WorkloadFuture:
 
     def on_finish(self, job: Job, call: Call, finished_s: float, produced: int) -> None:
         state = self.states[job.id]
+        self.bounds.pop(job.id, None)
         state.in_flight.discard(call.id)
         state.done[call.id] = finished_s
         state.context_tokens = state.prompt_len[call.id] + produced
@@ -146,48 +150,63 @@ class WorkloadFuture:
         and the jobs still to arrive; (NEVER, -1) for an agent no job will call again."""
         best: dict[str, tuple[float, int]] = {}
 
-        def visit(job: Job, state: _JobState) -> None:
-            memo: dict[str, tuple[float, int]] = {}
-            for call in job.calls:
-                if call.id not in state.done:
-                    t, steps = self._earliest(job, state, call.id, now, memo)
-                    old = best.get(call.agent)
-                    best[call.agent] = (min(t, old[0]), min(steps, old[1])) if old else (t, steps)
+        def visit(job: Job) -> None:
+            for agent, (pairs, steps) in self._agent_bounds(job).items():
+                t = min(max(a, now + b) for a, b in pairs)
+                old = best.get(agent)
+                best[agent] = (min(t, old[0]), min(steps, old[1])) if old else (t, steps)
 
         for job_id in self.live.get(wf_type, ()):
-            visit(self.jobs[job_id], self.states[job_id])
+            visit(self.jobs[job_id])
         agents = self.agents.get(wf_type, set())
         for job in self.upcoming.get(wf_type, {}).values():
             # A later job's calls come after its arrival: once every agent has a use sooner than
             # that, no later job changes the answer.
             if len(best) == len(agents) and job.arrival_s >= max(t for t, _ in best.values()):
                 break
-            visit(job, _JobState())
+            visit(job)
         return {a: best.get(a, (NEVER, -1)) for a in agents}
 
-    def _earliest(self, job: Job, state: _JobState, call_id: str, now: float,
-                  memo: dict[str, tuple[float, int]]) -> tuple[float, int]:
-        """A lower bound on when the call is issued, and its agent steps away: exact once its
-        dependencies finished; otherwise their tool gaps are counted and their compute is not."""
-        if call_id in memo:
-            return memo[call_id]
-        call = self.by_id[job.id][call_id]
-        if call_id in state.in_flight:
-            out = (now, 0)
-        elif call_id in state.ready_at:
-            out = (state.ready_at[call_id], 1)
-        elif not call.all_deps():
-            out = (max(now, job.arrival_s + call.gap_s), 1)  # a job yet to arrive
-        else:
-            start, steps = now, 1
-            for dep in call.all_deps():
-                if dep in state.done:
-                    start = max(start, state.done[dep])
-                else:
-                    t, s = self._earliest(job, state, dep, now, memo)
-                    start, steps = max(start, t), max(steps, s + 1)
-            out = (start + call.gap_s, steps)
-        memo[call_id] = out
+    def _agent_bounds(self, job: Job) -> dict[str, tuple[list[tuple[float, float]], int]]:
+        """A lower bound on when each call not done is issued, per agent, and its agent steps away.
+
+        Exact once a call's dependencies finished; otherwise their tool gaps are counted and their
+        compute is not (it depends on the schedule to come). At clock `now` a call's bound is
+        max(A, now + B): A from known times (finishes, ready times, arrival), B from the gaps after
+        calls still running. Per agent only the pairs no other pair beats on both are kept (a
+        chain's later calls never beat its earlier ones), with the fewest steps to any call. It
+        depends on the job's state alone, so it is cached until an event of the job changes it."""
+        cached = self.bounds.get(job.id)
+        if cached is not None:
+            return cached
+        state = self.states.get(job.id) or _JobState()  # a job yet to arrive: nothing done
+        per_call: dict[str, tuple[float, float, int]] = {}
+        out: dict[str, tuple[list[tuple[float, float]], int]] = {}
+        for call in job.calls:  # dependencies come first (Job.check)
+            if call.id in state.done:
+                continue
+            deps = call.all_deps()
+            if call.id in state.in_flight:
+                a, b, steps = -NEVER, 0.0, 0
+            elif call.id in state.ready_at:
+                a, b, steps = state.ready_at[call.id], -NEVER, 1
+            elif not deps:
+                a, b, steps = job.arrival_s + call.gap_s, 0.0, 1
+            else:
+                a, b, steps = -NEVER, 0.0, 1
+                for dep in deps:
+                    if dep in state.done:
+                        a = max(a, state.done[dep])
+                    else:
+                        da, db, ds = per_call[dep]
+                        a, b, steps = max(a, da), max(b, db), max(steps, ds + 1)
+                a, b = a + call.gap_s, b + call.gap_s
+            per_call[call.id] = (a, b, steps)
+            pairs, fewest = out.get(call.agent, ([], steps))
+            if not any(pa <= a and pb <= b for pa, pb in pairs):
+                pairs = [(pa, pb) for pa, pb in pairs if not (a <= pa and b <= pb)] + [(a, b)]
+            out[call.agent] = (pairs, min(fewest, steps))
+        self.bounds[job.id] = out
         return out
 
 
