@@ -26,15 +26,30 @@ CONFIGS: dict[str, dict[str, str]] = {
     # contexts fill the pool.
     "pythia-gate": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia",
                     "max_job_hold_s": "60"},
+    # Clairvoyant bounds (simulator only, pythia/sim/true_feed.py): the workload's true future goes
+    # through the forecast interface instead of the profiler's predictions.
+    # Pythia's own policies and knobs, fed true values: pythia vs this is the prediction error.
+    "pythia-true": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia"},
+    # The core's strongest rule per decision, fed true values: shortest true remaining job work first
+    # (the call's own rest plus all the job's later calls, at full weight; no aging or unblock bonus,
+    # which only hedge against bad predictions), eviction by true next use, reservation by true output.
+    "oracle": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia",
+               "future_work_weight": "1", "aging_tokens_per_step": "0", "unblock_bonus_tokens": "0"},
 }
+# Configs that read the workload's future: only the simulator, which holds the whole workload, runs them.
+CLAIRVOYANT = frozenset({"pythia-true", "oracle"})
 KNOWN = {"schedule_policy": _core.schedule_policy_names, "eviction_policy": _core.eviction_policy_names,
          "admission_policy": _core.admission_policy_names}
 
 
-def server_flags(name: str) -> list[str]:
-    """Flags for config `name`; ValueError naming what is missing when the config cannot run yet."""
+def server_flags(name: str, clairvoyant: bool = False) -> list[str]:
+    """Flags for config `name`; ValueError naming what is missing when the config cannot run yet,
+    or when it reads the future and the caller (`clairvoyant=False`: a real server) cannot supply it."""
     if name not in CONFIGS:
         raise ValueError(f"unknown config {name!r} (known: {', '.join(CONFIGS)})")
+    if name in CLAIRVOYANT and not clairvoyant:
+        raise ValueError(f"config {name!r} is a clairvoyant bound: it reads the workload's future, which only the "
+                         f"simulator has; run it with python -m pythia.sim")
     policies = CONFIGS[name]
     missing = [f"{kind.replace('_', ' ')} {value!r}" for kind, value in policies.items()
                if kind in KNOWN and value not in KNOWN[kind]()]

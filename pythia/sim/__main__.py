@@ -8,6 +8,11 @@ but every config runs in this process: the real `_core.Scheduler` and `WorkflowT
 stepped on a virtual clock and each step takes what the cost model says. The report, records,
 plots and `RESULT` lines are written by the same code as run.py's, and say that they are
 simulated and with which cost model. The same arguments give the same figures.
+
+Two configs exist only here, as they read the workload's future: `pythia-true` (Pythia's policies
+fed true values) and `oracle` (the core's strongest policies fed true values). With `pythia`,
+`pythia-true` and `oracle` all run, `RESULT prediction_gap` and `RESULT policy_gap` lines and the
+report split `pythia`'s distance from the bound into the two.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from benchmarks.harness.report import markdown, plot, result_lines, summarize, w
 from benchmarks.workloads import GENERATORS, build_workload, load_workload, save_workload
 from pythia.models.tiny_model import VOCAB_SIZE
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
+from pythia.sim.gaps import gap_lines, gap_markdown
 from pythia.sim.replay import merged_stats, sim_server_args, simulate
 from pythia.sim.routing import ROUTERS
 
@@ -83,14 +89,16 @@ def main() -> None:
     title = (f"SIMULATED: {workload.name} ({workload.scale} scale, {len(workload.jobs)} jobs, {workload.num_calls} "
              f"calls, {'untagged' if args.untagged else 'tagged'}, cost model {cost.name}"
              + (f", {args.replicas} replicas, {args.router} routing" if args.replicas > 1 else "") + ")")
-    (out / "report.md").write_text(markdown(title, command, summaries, plots, note=note))
+    report = markdown(title, command, summaries, plots, note=note)
+    bounds = gap_markdown(summaries)
+    (out / "report.md").write_text(report + ("\n" + bounds if bounds else ""))
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     (out / "simulation.json").write_text(json.dumps({"simulated": True, "cost_model": cost.name,
                                                      "cost_model_description": cost.description,
                                                      "replicas": args.replicas, "router": args.router,
                                                      "engines": engines}, indent=2))
     print(f"report (simulated): {out / 'report.md'}")
-    print("\n".join(result_lines(summaries)))
+    print("\n".join(result_lines(summaries) + gap_lines(workload.name, summaries)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ matching, eviction, preemption, predictions - is the core's and the tracker's, c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,9 @@ class SimEngine:
         self.next_rid = 0
         self.steps = 0
         self.busy_s = 0.0  # virtual time spent computing, not idle
+        # Called with each request as it finishes, before the tracker hears of it: a clairvoyant
+        # feed (pythia/sim/true_feed.py) publishes from the tracker's event and must already know.
+        self.before_finish: Callable[[SimRequest], None] | None = None
 
     def has_work(self) -> bool:
         return bool(self.requests)
@@ -110,6 +114,8 @@ class SimEngine:
             if finished[i]:
                 del self.requests[req.rid]
                 req.finished_s = self.now
+                if self.before_finish is not None:
+                    self.before_finish(req)
                 self.tracker.on_finish(req.wf, req.produced, self.now, self.now - req.arrival_s)
                 done.append(req)
         return done

@@ -21,7 +21,7 @@ import heapq
 import itertools
 import shlex
 
-from benchmarks.harness.configs import server_flags
+from benchmarks.harness.configs import CLAIRVOYANT, server_flags
 from benchmarks.harness.prompts import PromptBuilder
 from benchmarks.harness.replay import CallRecord, JobRecord
 from benchmarks.workloads.model import Call, Job, Workload, tokens_for
@@ -30,6 +30,7 @@ from pythia.server_args import ServerArgs
 from pythia.sim.cost_model import CostModel
 from pythia.sim.engine import SimEngine, SimRequest
 from pythia.sim.routing import Router
+from pythia.sim.true_feed import TrueFeed, WorkloadFuture
 from pythia.workflow.meta import WorkflowMeta
 
 
@@ -39,8 +40,9 @@ class SimReplay:
     becoming ready) is handled once every busy replica has reached its time."""
 
     def __init__(self, engines: list[SimEngine], workload: Workload, vocab_size: int, tagged: bool = True,
-                 router: Router | None = None) -> None:
+                 router: Router | None = None, future: WorkloadFuture | None = None) -> None:
         self.engines = engines
+        self.future = future  # told of every arrival, issue and finish (clairvoyant configs)
         self.router = router or Router("round-robin", len(engines), engines[0].args.page_size)
         self.workload = workload
         self.tagged = tagged
@@ -79,6 +81,8 @@ class SimReplay:
 
     def _arrive(self, job: Job) -> None:
         self.bodies[job.id], self.outputs[job.id], self.finish_s[job.id] = {}, {}, []
+        if self.future is not None:
+            self.future.on_arrive(job)
         for call in job.calls:
             deps = call.all_deps()
             self.pending_deps[(job.id, call.id)] = len(deps)
@@ -97,6 +101,8 @@ class SimReplay:
         prompt = self.prompts.prompt(call, body)
         engine = self.engines[self.router.choose(prompt, [len(e.requests) for e in self.engines])]
         engine.now = max(engine.now, ready_s)  # an idle replica's clock catches up with the world's
+        if self.future is not None:
+            self.future.on_issue(job, call, len(prompt))
         engine.add_request(prompt, output, wf, tag=(job, call))
 
     def _done(self, req: SimRequest) -> None:
@@ -124,9 +130,25 @@ def sim_server_args(config: str, extra: str) -> ServerArgs:
     server's own flag parser."""
     parser = argparse.ArgumentParser(prog=f"config {config!r} with server args {extra!r}", add_help=False)
     ServerArgs.add_cli_args(parser)
-    args = ServerArgs.from_cli_args(parser.parse_args(server_flags(config) + shlex.split(extra)))
+    args = ServerArgs.from_cli_args(parser.parse_args(server_flags(config, clairvoyant=True) + shlex.split(extra)))
     args.validate()
     return args
+
+
+def build_replay(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,
+                 vocab_size: int = VOCAB_SIZE, replicas: int = 1, router: str = "round-robin") -> SimReplay:
+    """The replay `simulate` runs, not yet run: `replicas` simulated engines configured as
+    `config`, routed by `router`; a clairvoyant config's trackers feed the workload's truth."""
+    args = sim_server_args(config, server_args)
+    engines = [SimEngine(args, cost) for _ in range(replicas)]
+    future = WorkloadFuture(workload) if config in CLAIRVOYANT else None
+    if future is not None:  # the real tracker keeps its job table; only the values it feeds are the truth
+        for engine in engines:
+            tracker = engine.tracker
+            tracker.feed = TrueFeed(engine.core, tracker.profiler, tracker.tags, future)
+            engine.before_finish = lambda req: future.on_finish(*req.tag, req.finished_s, req.produced)
+    return SimReplay(engines, workload, vocab_size, tagged=tagged, router=Router(router, replicas, args.page_size),
+                     future=future)
 
 
 def simulate(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,
@@ -134,13 +156,11 @@ def simulate(config: str, workload: Workload, cost: CostModel, server_args: str 
              ) -> tuple[SimReplay, list[SimEngine]]:
     """Replays `workload` through `replicas` simulated engines configured as `config`, routed by
     `router`; every core's page accounting is checked at the end (RuntimeError if broken)."""
-    args = sim_server_args(config, server_args)
-    engines = [SimEngine(args, cost) for _ in range(replicas)]
-    replay = SimReplay(engines, workload, vocab_size, tagged=tagged, router=Router(router, replicas, args.page_size))
+    replay = build_replay(config, workload, cost, server_args, tagged, vocab_size, replicas, router)
     replay.run()
-    for engine in engines:
+    for engine in replay.engines:
         engine.check_integrity()
-    return replay, engines
+    return replay, replay.engines
 
 
 def merged_stats(engines: list[SimEngine]) -> dict:
