@@ -8,20 +8,12 @@ import json
 import threading
 import time
 
-import psutil
 import requests
 
 from pythia.testing.live_server import LiveServer
 
 TOPOLOGY = {"type": "restart-check", "agents": [{"name": "planner"}, {"name": "coder"}],
             "edges": [{"from": "planner", "to": "coder"}]}
-
-
-def _kill_engine(live: LiveServer) -> None:
-    engines = [p for p in psutil.Process(live.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
-    assert len(engines) == 1, engines
-    engines[0].kill()
-    engines[0].wait(10)
 
 
 def _stream_until_cut(live: LiveServer, events: list, started: threading.Event) -> None:
@@ -33,6 +25,20 @@ def _stream_until_cut(live: LiveServer, events: list, started: threading.Event) 
                 events.append(line[6:].decode())
                 started.set()
     started.set()
+
+
+def _kill_during_a_stream(live: LiveServer) -> list:
+    """Starts a long stream, kills the engine once it has sent something, and returns the
+    stream's status and events once it has ended."""
+    events: list = []
+    started = threading.Event()
+    streamer = threading.Thread(target=_stream_until_cut, args=(live, events, started))
+    streamer.start()
+    assert started.wait(60)
+    live.kill_engine()
+    streamer.join(30)
+    assert not streamer.is_alive()
+    return events
 
 
 def _wait_healthy(live: LiveServer, timeout: float = 180) -> None:
@@ -51,14 +57,7 @@ def test_a_crashed_engine_is_restarted_and_only_its_requests_fail(tmp_path):
                       log_path=tmp_path / "server.log")
     try:
         assert live.post("/v1/workflows", json=TOPOLOGY).status_code == 200
-        events: list = []
-        started = threading.Event()
-        streamer = threading.Thread(target=_stream_until_cut, args=(live, events, started))
-        streamer.start()
-        assert started.wait(60)
-        _kill_engine(live)
-        streamer.join(30)
-        assert not streamer.is_alive()
+        events = _kill_during_a_stream(live)
         # The stream in the dead engine ends with an error event, then [DONE].
         assert events[0] == 200 and events[-1] == "[DONE]", events[-3:]
         assert "engine process died" in json.loads(events[-2])["error"]["message"]
@@ -80,7 +79,7 @@ def test_a_crashed_engine_is_restarted_and_only_its_requests_fail(tmp_path):
         live.assert_no_leaks()
 
         # The budget is spent: the next crash is final.
-        _kill_engine(live)
+        live.kill_engine()
         time.sleep(0.5)
         r = requests.get(live.url + "/health", timeout=2)
         assert r.status_code == 503 and "could not be restarted" in r.text, r.text
@@ -97,13 +96,7 @@ def test_a_request_in_the_engine_at_two_crashes_is_refused_afterwards(tmp_path):
                       log_path=tmp_path / "server.log")
     try:
         for _ in range(2):  # the same request is in flight at two crashes
-            events: list = []
-            started = threading.Event()
-            streamer = threading.Thread(target=_stream_until_cut, args=(live, events, started))
-            streamer.start()
-            assert started.wait(60)
-            _kill_engine(live)
-            streamer.join(30)
+            _kill_during_a_stream(live)
             time.sleep(0.5)
             _wait_healthy(live)
         body = {"text": "count", "stream": True, "sampling_params": {"max_new_tokens": 6000, "ignore_eos": True}}

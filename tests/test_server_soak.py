@@ -10,7 +10,6 @@ import random
 import threading
 import time
 
-import psutil
 import requests
 
 from pythia.testing.live_server import LiveServer
@@ -156,9 +155,7 @@ def test_soak_with_aborts_disconnects_bad_requests_and_an_engine_kill(tmp_path):
             t.start()
         time.sleep(KILL_AT_S)
         before_kill = dict(soak.outcomes)
-        engine = [p for p in psutil.Process(live.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())][0]
-        engine.kill()
-        engine.wait(10)
+        live.kill_engine()
         time.sleep(0.5)  # the front hears of it at once
         deadline = time.monotonic() + 180
         while requests.get(live.url + "/health", timeout=5).status_code != 200:

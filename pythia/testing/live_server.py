@@ -54,6 +54,15 @@ class LiveServer:
     def post(self, path: str, **kw) -> requests.Response:
         return requests.post(self.url + path, headers={**self.headers, **kw.pop("headers", {})}, timeout=300, **kw)
 
+    def kill_engine(self) -> None:
+        """SIGKILLs the server's engine process (its one spawned child) and waits until it is gone."""
+        import psutil
+
+        engines = [p for p in psutil.Process(self.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(engines) == 1, engines
+        engines[0].kill()
+        engines[0].wait(10)
+
     def stats(self) -> dict:
         return self.get("/server_info").json()["internal_states"][0]
 
