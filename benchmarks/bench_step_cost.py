@@ -13,7 +13,9 @@ sharing).
 
 Prefill: for each (length, batch) with length x batch within one step's token budget, `batch`
 fresh prompts of `length` tokens are prefilled in one step (max_new_tokens 1, cache flushed, so
-nothing is served from the cache); the median over --prefill-repeats is reported.
+nothing is served from the cache); the median over --prefill-repeats is reported. With
+--prefill-starts, each prompt's first START tokens are cached first, as a long prompt's later
+chunks (and a multi-turn call's new turn) find them.
 
 With --out, every measurement is also written as one JSON line (`kind`, the prefill chunk
 lengths or decode contexts of the batch, the median `step_s` and the least `step_min_s`, which
@@ -70,29 +72,45 @@ def decode_rows(engine: Engine, rng: np.random.Generator, contexts: list[int], b
 
 
 def prefill_rows(engine: Engine, rng: np.random.Generator, lengths: list[int], batches: list[int],
-                 repeats: int) -> list[dict]:
+                 repeats: int, starts: tuple[int, ...] = (0,)) -> list[dict]:
+    """For each (start, length, batch): `batch` prompts whose first `start` tokens are cached (each
+    its own prefix, prefilled and finished beforehand), `length` new tokens each, in one step."""
     vocab = engine.model_config.vocab_size
     params = SamplingParams(max_new_tokens=1, temperature=0, ignore_eos=True)
     rows = []
-    for length in lengths:
-        for batch in batches:
-            if length * batch > PREFILL_BUDGET:
-                continue
-            times = []
-            for r in range(repeats):
-                engine.flush_cache()
-                for i in range(batch):
-                    prompt = rng.integers(100, vocab, length).tolist()
-                    assert engine.add_request(GenerateRequest(rid=f"p{length}-b{batch}-{r}-{i}", input_ids=prompt,
-                                                              params=params)) is None
-                t0 = time.perf_counter()
-                engine.step()  # the whole batch fits the budget: one step prefills it all
-                times.append(time.perf_counter() - t0)
-                assert not engine.has_work()
-            step_s = statistics.median(times)
-            rows.append({"kind": "prefill", "lens": [length] * batch, "step_s": step_s, "step_min_s": min(times),
-                         "load_avg_1m": os.getloadavg()[0]})
-            print(f"prefill length {length:5d} batch {batch:3d}: {1000 * step_s:7.2f} ms/step", flush=True)
+    for start in starts:
+        for length in lengths:
+            for batch in batches:
+                if length * batch > PREFILL_BUDGET:
+                    continue
+                times = []
+                for r in range(repeats):
+                    engine.flush_cache()
+                    prompts = [rng.integers(100, vocab, start + length).tolist() for _ in range(batch)]
+                    if start:
+                        for i, prompt in enumerate(prompts):
+                            engine.add_request(GenerateRequest(rid=f"s{start}-{r}-{i}", input_ids=prompt[:start],
+                                                               params=params))
+                        while engine.has_work():
+                            engine.step()
+                    for i, prompt in enumerate(prompts):
+                        assert engine.add_request(GenerateRequest(rid=f"p{start}-{length}-b{batch}-{r}-{i}",
+                                                                  input_ids=prompt, params=params)) is None
+                    t0 = time.perf_counter()
+                    engine.step()  # the whole batch fits the budget: one step prefills it all
+                    times.append(time.perf_counter() - t0)
+                    assert not engine.has_work()
+                step_s = statistics.median(times)
+                row = {"kind": "prefill", "lens": [length] * batch, "step_s": step_s, "step_min_s": min(times),
+                       "load_avg_1m": os.getloadavg()[0]}
+                if start:
+                    # The cache serves whole pages: the chunk starts where the cached pages end.
+                    cached = start // engine.args.page_size * engine.args.page_size
+                    row["starts"] = [cached] * batch
+                    row["lens"] = [start + length - cached] * batch
+                rows.append(row)
+                print(f"prefill length {length:5d} after {start:5d} cached, batch {batch:3d}: "
+                      f"{1000 * step_s:7.2f} ms/step", flush=True)
     return rows
 
 
@@ -105,6 +123,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--prefill-lens", default="", help="prefill chunk lengths to measure (none by default)")
     parser.add_argument("--prefill-batches", default="1")
+    parser.add_argument("--prefill-starts", default="0", help="cached prefix lengths before each prefill chunk")
     parser.add_argument("--prefill-repeats", type=int, default=5)
     parser.add_argument("--out", default=None, help="write every measurement as a JSON line here")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the engine process uses one per core)")
@@ -120,14 +139,16 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",") if b]
     contexts = [int(c) for c in args.contexts.split(",") if c]
     lengths = [int(n) for n in args.prefill_lens.split(",") if n]
-    pool = max([b * (c + args.steps + 64) for b in batches for c in contexts] + [PREFILL_BUDGET]) + 256
+    starts = [int(s) for s in args.prefill_starts.split(",") if s]
+    pool = max([b * (c + args.steps + 64) for b in batches for c in contexts]
+               + [PREFILL_BUDGET + max(starts, default=0) * max(int(b) for b in args.prefill_batches.split(","))]) + 256
     engine = Engine(ServerArgs(model_path=model_path, max_total_tokens=pool, chunked_prefill_size=PREFILL_BUDGET,
                                max_running_requests=max(batches + [int(b) for b in args.prefill_batches.split(",")])))
     rng = np.random.default_rng(0)
     print(f"model {args.model}: decode step (median of the last {args.steps} steps), prefill step "
           f"(median of {args.prefill_repeats})")
     rows = prefill_rows(engine, rng, lengths, [int(b) for b in args.prefill_batches.split(",")],
-                        args.prefill_repeats)
+                        args.prefill_repeats, tuple(starts))
     rows += decode_rows(engine, rng, contexts, batches, args.steps)
     if args.out:
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

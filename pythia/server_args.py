@@ -73,6 +73,10 @@ class ServerArgs:
                 "<tool_call> blocks), is also what the server teaches a model whose chat template does "
                 "not render tools, SmolLM2 included."})
     log_level: str = field(default="info", metadata={"help": "Logging level."})
+    step_log: str | None = field(default=None, metadata={
+        "help": "Append one JSON line per engine step to this file: the batch's prefill chunks and decode "
+                "contexts, and the seconds the step took (what `python -m pythia.sim.fit_cost --step-logs` "
+                "fits a simulator cost model to)."})
 
     @classmethod
     def add_cli_args(cls, parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ import pytest
 from benchmarks.harness.report import result_lines, summarize
 from benchmarks.workloads import build_workload
 from pythia.sim.replay import merged_stats, simulate
-from pythia.sim.routing import PrefixIndex, cache_aware, round_robin
+from pythia.sim.routing import PrefixIndex, cache_aware, page_hashes, round_robin
 from pythia.sim.cost_model import BatchShape
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
 from pythia.sim.cost_models.fitted import FittedCost
@@ -47,11 +47,12 @@ def test_a_plans_one_token_entries_cost_as_decodes_and_the_rest_as_prefill_chunk
 
 
 def test_the_fitted_form_pays_one_fixed_cost_in_a_mixed_step():
-    model = FittedCost("f", "test", prefill=(0.010, 1e-4, 1e-7), decode=(0.004, 1e-6, 2e-3))
+    model = FittedCost("f", "test", prefill=(0.010, 1e-4, 1e-7, 2e-6), decode=(0.004, 1e-6, 2e-3))
     prefill = BatchShape(np.array([100]), np.array([50]), np.array([], np.int64))
     decode = BatchShape(np.array([], np.int64), np.array([], np.int64), np.array([300, 500]))
     mixed = BatchShape(prefill.prefill_lens, prefill.prefill_starts, decode.decode_contexts)
-    assert model.step_s(prefill) == pytest.approx(0.010 + 1e-4 * 100 + 1e-7 * 100 * 150)
+    # The chunk after 50 cached positions: its attention pairs and one read of that context.
+    assert model.step_s(prefill) == pytest.approx(0.010 + 1e-4 * 100 + 1e-7 * 100 * 150 + 2e-6 * 50)
     assert model.step_s(decode) == pytest.approx(0.004 + 1e-6 * 800 + 2e-3 * 2)
     assert model.step_s(mixed) == pytest.approx(model.step_s(prefill) + model.step_s(decode) - 0.004)
 
@@ -104,6 +105,16 @@ def test_a_gpu_calibration_profile_fits_into_a_cost_model_by_the_same_command(tm
     assert model.step_s(decode) > 0
 
 
+def test_the_rooflines_one_pass_step_cost_equals_its_split_one():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        num = rng.integers(1, 40)
+        num_tokens = np.where(rng.random(num) < 0.6, 1, rng.integers(2, 3000, num)).astype(np.int32)
+        start_pos = rng.integers(0, 30000, num).astype(np.int32)
+        split = H100.step_s(BatchShape.from_plan(start_pos, num_tokens))
+        assert H100.plan_step_s(start_pos, num_tokens) == pytest.approx(split, rel=1e-12)
+
+
 def test_the_nonnegative_fit_recovers_coefficients_and_never_goes_negative():
     rng = np.random.default_rng(0)
     x = np.column_stack([np.ones(30), rng.uniform(10, 500, 30), rng.uniform(100, 1e5, 30)])
@@ -120,6 +131,9 @@ def test_a_shape_measured_in_several_runs_counts_once():
     assert merge_runs(rows, "min") == [{"kind": "prefill", "lens": [64], "step_s": 0.08},
                                        {"kind": "decode", "contexts": [64], "step_s": 0.01}]
     assert merge_runs(rows, "median")[0]["step_s"] == pytest.approx(0.30)
+    # The same chunk after a cached prefix is another shape, and keeps its starts.
+    after = {"kind": "prefill", "lens": [64], "starts": [1000], "step_s": 0.6, "step_min_s": 0.5}
+    assert merge_runs(rows + [after], "min")[2] == {"kind": "prefill", "lens": [64], "starts": [1000], "step_s": 0.5}
 
 
 # ---------------------------------------------------------------- the simulated engine
@@ -221,10 +235,11 @@ def test_cache_aware_routes_by_load_then_prefix_then_room(matched, loads, sizes,
 
 def test_the_prefix_index_matches_whole_routed_pages():
     index = PrefixIndex(page_size=4)
-    index.insert(list(range(10)))  # pages [0..3], [4..7]; the last 2 tokens are no page
-    assert index.matched(list(range(12))) == 8
-    assert index.matched([0, 1, 2, 3, 9, 9, 9, 9]) == 4
-    assert index.matched([1, 2, 3, 4]) == 0 and len(index) == 2
+    index.insert(page_hashes(list(range(10)), 4))  # pages [0..3], [4..7]; the last 2 tokens are no page
+    assert index.matched(page_hashes(list(range(12)), 4)) == 8
+    assert index.matched(page_hashes(list(range(16)), 4)) == 8
+    assert index.matched(page_hashes([0, 1, 2, 3, 9, 9, 9, 9], 4)) == 4
+    assert index.matched(page_hashes([1, 2, 3, 4], 4)) == 0 and len(index) == 2
 
 
 def test_cache_aware_routing_keeps_a_jobs_context_on_one_replica():

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+import numpy as np
 
 from benchmarks.harness.prompts import PromptBuilder
 from benchmarks.workloads.model import Call, Job, Workload
@@ -89,8 +90,8 @@ class Replayer:
                     raise RuntimeError(f"{job.id}: ending the job: HTTP {resp.status}: {await resp.text()}")
         self.jobs.append(JobRecord(job.id, job.type, job.arrival_s, max(finish_time.values()), len(job.calls)))
 
-    async def _send(self, job: Job, call: Call, prompt: list[int]) -> tuple[CallRecord, list[int]]:
-        payload = {"input_ids": prompt, "stream": True,
+    async def _send(self, job: Job, call: Call, prompt: np.ndarray) -> tuple[CallRecord, list[int]]:
+        payload = {"input_ids": prompt.tolist(), "stream": True,
                    "sampling_params": {"max_new_tokens": call.output_tokens, "temperature": 0, "ignore_eos": True}}
         if self.tagged:
             payload["workflow"] = {"type": job.type, "id": job.id, "agent": call.agent}

@@ -18,6 +18,7 @@ from pythia import _core
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
 from pythia.managers.request_state import RequestState
 from pythia.managers.request_validation import RequestLimits, validate_request
+from pythia.managers.step_log import StepLog
 from pythia.model_executor.grammar import GrammarBackend
 from pythia.model_executor.model_runner import ModelRunner
 from pythia.model_executor.sampler import SampleRow
@@ -77,6 +78,7 @@ class Engine:
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "requests_finished": 0}
         self.tracker = WorkflowTracker(self.core, self.args.job_idle_timeout_s)
         self.clock_origin = time.monotonic()
+        self.step_log = StepLog(self.args.step_log) if self.args.step_log else None
 
     def now(self) -> float:
         """Seconds since start: the clock of the profiler and of the core's predictions."""
@@ -155,6 +157,7 @@ class Engine:
 
     def step(self) -> list[GenerateOutput]:
         """One schedule -> forward -> sample -> update cycle; returns outputs to send."""
+        started = time.perf_counter()
         now = self.now()
         self.core.set_time(now)
         self.tracker.sweep(now)
@@ -180,6 +183,8 @@ class Engine:
         for i in failed:
             finished[i] = _core.STEP_FAILED
         self.core.update(plan.req_ids, tokens, finished)
+        if self.step_log is not None:
+            self.step_log.write(plan, now, time.perf_counter() - started)
         outputs = []
         for i, st in enumerate(states):
             if finished[i]:

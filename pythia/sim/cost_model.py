@@ -35,10 +35,19 @@ class CostModel(ABC):
 
     name: str
     description: str  # one line: what it models and where its numbers come from
+    # Seconds between a call being issued and its request reaching the engine's queue: the serving
+    # path outside the engine's steps (HTTP, the front, IPC, the loop picking it up), on top of
+    # every step's own cost. 0 where the model does not know it.
+    request_latency_s: float = 0.0
 
     @abstractmethod
     def step_s(self, batch: BatchShape) -> float:
         """The step's duration; a batch with no entries costs nothing."""
+
+    def plan_step_s(self, start_pos: np.ndarray, num_tokens: np.ndarray) -> float:
+        """`step_s` of a StepPlan's entries, as the simulated engine asks every step; a model whose
+        cost needs no split by entry kind answers without building the BatchShape."""
+        return self.step_s(BatchShape.from_plan(start_pos, num_tokens))
 
     def transfer_s(self, num_tokens: int) -> float:
         """Moving `num_tokens` tokens' KV between device and host memory (the host tier).

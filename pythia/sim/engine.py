@@ -16,7 +16,7 @@ import numpy as np
 
 from pythia import _core
 from pythia.server_args import ServerArgs
-from pythia.sim.cost_model import BatchShape, CostModel
+from pythia.sim.cost_model import CostModel
 from pythia.workflow.meta import WorkflowMeta
 from pythia.workflow.tracker import WorkflowTracker
 
@@ -91,33 +91,33 @@ class SimEngine:
             raise RuntimeError("the plan moves pages to or from a host tier, which the simulator does not time yet")
         req_ids, start_pos, num_tokens, samples = plan.req_ids, plan.start_pos, plan.num_tokens, plan.samples
         cached = plan.cached_tokens
-        duration = self.cost.step_s(BatchShape.from_plan(start_pos, num_tokens))
+        duration = self.cost.plan_step_s(start_pos, num_tokens)
         self.now += duration
         self.busy_s += duration
         self.steps += 1
-        tokens = np.zeros(num, dtype=np.int32)
-        finished = np.zeros(num, dtype=np.uint8)
-        states = [self.requests[int(r)] for r in req_ids]
-        for i, req in enumerate(states):
+        # Python lists, not numpy element reads: this loop runs for every entry of every step.
+        tokens, finished, done = [0] * num, [0] * num, []
+        requests, now = self.requests, self.now
+        states = [requests[r] for r in req_ids.tolist()]
+        for i, (req, sample, hit) in enumerate(zip(states, samples.tolist(), cached.tolist())):
             if req.cached_tokens < 0:
-                req.cached_tokens = int(cached[i])
-            if not samples[i]:
+                req.cached_tokens = hit
+            if not sample:
                 continue
             tokens[i] = req.output_ids[req.produced]
             req.produced += 1
             if req.first_token_s is None:
-                req.first_token_s = self.now
-            finished[i] = req.produced == len(req.output_ids)
-        self.core.update(req_ids, tokens, finished)
-        done = []
-        for i, req in enumerate(states):
-            if finished[i]:
-                del self.requests[req.rid]
-                req.finished_s = self.now
-                if self.before_finish is not None:
-                    self.before_finish(req)
-                self.tracker.on_finish(req.wf, req.produced, self.now, self.now - req.arrival_s)
+                req.first_token_s = now
+            if req.produced == len(req.output_ids):
+                finished[i] = 1
                 done.append(req)
+        self.core.update(req_ids, np.asarray(tokens, dtype=np.int32), np.asarray(finished, dtype=np.uint8))
+        for req in done:
+            del requests[req.rid]
+            req.finished_s = now
+            if self.before_finish is not None:
+                self.before_finish(req)
+            self.tracker.on_finish(req.wf, req.produced, now, now - req.arrival_s)
         return done
 
     def end_job(self, job_id: str) -> bool:

@@ -57,15 +57,19 @@ class SimReplay:
         self.dependents: dict[tuple[str, str], list[Call]] = {}
         self.finish_s: dict[str, list[float]] = {}
         self.ready_s: dict[tuple[str, str], float] = {}
+        self.request_latency_s = engines[0].cost.request_latency_s
 
     def run(self) -> None:
         for job in self.workload.jobs:
             self._at(job.arrival_s, job, None)
+        engines, events = self.engines, self.events
         while True:
-            busy = [e for e in self.engines if e.has_work()]
-            behind = min(busy, key=lambda e: e.now) if busy else None
-            if self.events and (behind is None or self.events[0][0] <= behind.now):
-                t, _, job, call = heapq.heappop(self.events)
+            behind = None  # the busy replica furthest behind (one pass: this runs every step)
+            for e in engines:
+                if e.requests and (behind is None or e.now < behind.now):
+                    behind = e
+            if events and (behind is None or events[0][0] <= behind.now):
+                t, _, job, call = heapq.heappop(events)
                 if call is None:
                     self._arrive(job)
                 else:
@@ -79,6 +83,11 @@ class SimReplay:
     def _at(self, t: float, job: Job, call: Call | None) -> None:
         heapq.heappush(self.events, (t, next(self.order), job, call))
 
+    def _ready(self, t: float, job: Job, call: Call) -> None:
+        """The call is issued at `t`; its request reaches an engine the serving path's latency later."""
+        self.ready_s[(job.id, call.id)] = t
+        self._at(t + self.request_latency_s, job, call)
+
     def _arrive(self, job: Job) -> None:
         self.bodies[job.id], self.outputs[job.id], self.finish_s[job.id] = {}, {}, []
         if self.future is not None:
@@ -89,18 +98,17 @@ class SimReplay:
             for dep in deps:
                 self.dependents.setdefault((job.id, dep), []).append(call)
             if not deps:  # the HTTP replay's call sleeps its gap from the job's start
-                self._at(job.arrival_s + call.gap_s, job, call)
+                self._ready(job.arrival_s + call.gap_s, job, call)
 
-    def _issue(self, job: Job, call: Call, ready_s: float) -> None:
+    def _issue(self, job: Job, call: Call, entry_s: float) -> None:
         body = self.prompts.body(job, call, self.bodies[job.id], self.outputs[job.id])
         self.bodies[job.id][call.id] = body
         output = tokens_for(self.workload.seed, f"{job.id}/{call.id}/output", call.output_tokens,
                             self.prompts.low, self.prompts.high)
         wf = WorkflowMeta(job.type, job.id, call.agent) if self.tagged else WorkflowMeta()
-        self.ready_s[(job.id, call.id)] = ready_s
         prompt = self.prompts.prompt(call, body)
         engine = self.engines[self.router.choose(prompt, [len(e.requests) for e in self.engines])]
-        engine.now = max(engine.now, ready_s)  # an idle replica's clock catches up with the world's
+        engine.now = max(engine.now, entry_s)  # an idle replica's clock catches up with the world's
         if self.future is not None:
             self.future.on_issue(job, call, len(prompt))
         engine.add_request(prompt, output, wf, tag=(job, call))
@@ -116,7 +124,7 @@ class SimReplay:
             key = (job.id, nxt.id)
             self.pending_deps[key] -= 1
             if self.pending_deps[key] == 0:
-                self._at(req.finished_s + nxt.gap_s, job, nxt)
+                self._ready(req.finished_s + nxt.gap_s, job, nxt)
         if len(self.finish_s[job.id]) == len(job.calls):
             if self.tagged:  # the application ends its job, as the HTTP replay does, wherever it ran
                 for engine in self.engines:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from pythia.sim.cost_model import BatchShape, CostModel
 
 
@@ -73,6 +75,21 @@ class Roofline(CostModel):
         flops = 2 * m.params * positions + m.attention_flops_per_pair * pairs
         kv_read = float(starts.sum()) + float((contexts - 1).sum())
         traffic = m.weight_bytes + m.kv_bytes_per_token * (kv_read + positions)
+        return self.step_overhead_s + max(flops / (self.peak_flops * self.compute_efficiency),
+                                          traffic / (self.hbm_bytes_per_s * self.bandwidth_efficiency))
+
+    def plan_step_s(self, start_pos: np.ndarray, num_tokens: np.ndarray) -> float:
+        """step_s without the split: a one-token entry at position s is a chunk of length 1 after s
+        positions, so positions, pairs and KV read are one sum each over every entry (over
+        Python lists: a batch is tens of entries, where numpy's per-call cost dominates)."""
+        n, s = num_tokens.tolist(), start_pos.tolist()
+        if not n:
+            return 0.0
+        m = self.model
+        positions = sum(n)
+        pairs = sum(k * (start + (k + 1) / 2) for k, start in zip(n, s))
+        flops = 2 * m.params * positions + m.attention_flops_per_pair * pairs
+        traffic = m.weight_bytes + m.kv_bytes_per_token * (sum(s) + positions)
         return self.step_overhead_s + max(flops / (self.peak_flops * self.compute_efficiency),
                                           traffic / (self.hbm_bytes_per_s * self.bandwidth_efficiency))
 
