@@ -3,7 +3,8 @@
 # counts, one H100 serving Llama-3-8B by the `h100-llama3-8b` roofline (datasheet figures, not
 # calibrated on a GPU), the six configs and the clairvoyant bounds on the four workloads.
 #   bash benchmarks/sim_headline.sh [multi-agent-dag|peer|coding-agent|long-context-mix|
-#                                    capacity-W|ablation|untagged ...]   (default: the four sweeps)
+#                                    capacity-W|ablation-W|untagged-W ...]   (default: the four sweeps)
+# (ablation-W and untagged-W run at RATE=..., the peak the W sweep found: RATE=0.075 for long-context-mix)
 # Each sweep finds peak concurrency (sglang's P95 JCT about 3x its unloaded JCT) and compares every
 # config there and at half of it. The engine's limits, for an 80 GB GPU:
 #   KV pool   427,246 tokens: 0.9 of 80 GB less 16 GB of weights at 128 KiB per token
@@ -26,7 +27,7 @@ sim() {  # out name, then pythia.sim arguments
 # session's context reaches ~15k tokens, a DAG job's ~20k), so eviction and order decide.
 declare -A JOBS=([multi-agent-dag]=200 [peer]=400 [coding-agent]=150 [long-context-mix]=150)
 # Sweep starts: below each workload's peak on this cost model, so the sweep climbs to it.
-declare -A START=([multi-agent-dag]=0.5 [peer]=2.0 [coding-agent]=0.2 [long-context-mix]=0.2)
+declare -A START=([multi-agent-dag]=0.5 [peer]=2.0 [coding-agent]=0.05 [long-context-mix]=0.05)
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(multi-agent-dag peer coding-agent long-context-mix)
 for w in "${workloads[@]}"; do
@@ -36,13 +37,14 @@ for w in "${workloads[@]}"; do
     capacity-*)
       x=${w#capacity-}
       sim "capacity-$x" --workload "$x" --num-jobs "${JOBS[$x]}" --rate "${START[$x]}" --capacity --configs "$SIX" ;;
-    ablation)  # each Pythia decision switched back to sglang's, on the DAG at the rate given (its peak)
-      sim ablation-multi-agent-dag --workload multi-agent-dag --num-jobs "${JOBS[multi-agent-dag]}" \
-        --rate "${RATE:?RATE=peak jobs/s of the DAG sweep}" \
+    ablation-*)  # each Pythia decision switched back to sglang's, at the rate given (the workload's peak)
+      x=${w#ablation-}
+      sim "ablation-$x" --workload "$x" --num-jobs "${JOBS[$x]}" --rate "${RATE:?RATE=peak jobs/s of the sweep}" \
         --configs sglang,pythia,pythia-no-sched,pythia-no-evict,pythia-no-admit,pythia-no-unblock ;;
-    untagged)  # no workflow metadata at all: pythia must not lose to the baselines
-      sim untagged-multi-agent-dag --workload multi-agent-dag --num-jobs "${JOBS[multi-agent-dag]}" \
-        --rate "${RATE:?RATE=peak jobs/s of the DAG sweep}" --untagged --configs "$SIX" ;;
+    untagged-*)  # no workflow metadata at all: pythia must not lose to the baselines
+      x=${w#untagged-}
+      sim "untagged-$x" --workload "$x" --num-jobs "${JOBS[$x]}" --rate "${RATE:?RATE=peak jobs/s of the sweep}" \
+        --untagged --configs "$SIX" ;;
     *) echo "unknown: $w" >&2; exit 2 ;;
   esac
 done
