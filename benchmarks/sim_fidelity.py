@@ -90,7 +90,10 @@ def serving_latency(args: argparse.Namespace, out: Path) -> float:
     steps = logged_steps(out, "sglang", 1, "-latency-probe")
     # The steps logged in order are the calls' in order: each call's 4 tokens take one prefill
     # step and 3 decode steps, nothing else running.
-    per_call = len(steps) // len(calls)
+    per_call = 4
+    if len(steps) != per_call * len(calls):
+        raise RuntimeError(f"latency probe: {len(steps)} steps logged for {len(calls)} lone 4-token calls, "
+                           f"not {per_call} each; the probe's calls overlapped")
     busy = [sum(s["step_s"] for s in steps[i * per_call:(i + 1) * per_call]) for i in range(len(calls))]
     ordered = sorted(calls, key=lambda c: c.ready_s)
     return float(np.median([c.finished_s - c.ready_s - b for c, b in zip(ordered, busy)]))
