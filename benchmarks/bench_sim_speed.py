@@ -7,8 +7,8 @@ The arrival rate comes from Little's law: `--sessions` / a session's mean durati
 pilot simulation of `--pilot-jobs` sessions at a light load. The run then simulates
 rate x hours x 3600 sessions (config `--config`, cost model `--cost-model`, `--replicas` engines
 behind `--router`), and reports its wall time, the steps it took, and the concurrency it actually
-had (sessions in flight, averaged over the arrival window: above `--sessions` means the engines
-fell behind and sessions stretched). Wall time covers everything the CLI would do but the report:
+had (sessions in flight, averaged over the arrival window and over the whole run: above
+`--sessions` means the engines fell behind and sessions stretched). Wall time covers everything the CLI would do but the report:
 building prompts, the core's scheduling, the tracker, the cost model.
 """
 
@@ -66,16 +66,19 @@ def main() -> None:
     s = summarize(replay.calls, replay.jobs, stats)
     simulated = max(j.finished_s for j in replay.jobs)
     in_flight = mean_in_flight(replay.jobs, horizon)
+    overall = mean_in_flight(replay.jobs, simulated)
     print(f"simulated {simulated:.0f} s ({len(replay.jobs)} sessions, {len(replay.calls)} calls, "
           f"{stats['steps']} steps on {args.replicas} engines) in {wall:.1f} s of wall time: "
           f"{stats['steps'] / wall:.0f} steps/s, {simulated / wall:.1f} simulated s per wall s; "
-          f"{in_flight:.0f} sessions in flight on average over the arrival window; mean JCT "
+          f"{in_flight:.0f} sessions in flight on average over the arrival window, {overall:.0f} over the whole "
+          f"run; mean JCT "
           f"{s['jct_mean_s']:.1f} s, hit rate {s['hit_rate']:.1%}, {s['preemptions']:g} preemptions (SIMULATED, "
           f"{cost.name})")
     print(f"RESULT sim_wall_s {wall:.1f}")
     print(f"RESULT sim_simulated_s {simulated:.0f}")
     print(f"RESULT sim_steps_per_s {stats['steps'] / wall:.0f}")
     print(f"RESULT sim_sessions_in_flight {in_flight:.0f}")
+    print(f"RESULT sim_sessions_in_flight_whole_run {overall:.0f}")
 
 
 if __name__ == "__main__":

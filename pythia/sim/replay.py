@@ -54,6 +54,7 @@ class SimReplay:
         self.bodies: dict[str, dict[str, list[int]]] = {}
         self.outputs: dict[str, dict[str, list[int]]] = {}
         self.pending_deps: dict[tuple[str, str], int] = {}
+        self.readers: dict[tuple[str, str], int] = {}  # calls yet to be issued that carry this call's tokens
         self.dependents: dict[tuple[str, str], list[Call]] = {}
         self.finish_s: dict[str, list[float]] = {}
         self.ready_s: dict[tuple[str, str], float] = {}
@@ -93,16 +94,33 @@ class SimReplay:
         if self.future is not None:
             self.future.on_arrive(job)
         for call in job.calls:
+            for source in self._sources(call):
+                self.readers[(job.id, source)] = self.readers.get((job.id, source), 0) + 1
             deps = call.all_deps()
-            self.pending_deps[(job.id, call.id)] = len(deps)
+            if deps:
+                self.pending_deps[(job.id, call.id)] = len(deps)
             for dep in deps:
                 self.dependents.setdefault((job.id, dep), []).append(call)
             if not deps:  # the HTTP replay's call sleeps its gap from the job's start
                 self._ready(job.arrival_s + call.gap_s, job, call)
 
+    @staticmethod
+    def _sources(call: Call) -> list[str]:
+        """The calls whose body or output `call`'s prompt carries."""
+        return ([call.parent] if call.parent else []) + [c for c in call.also if c != call.parent]
+
     def _issue(self, job: Job, call: Call, entry_s: float) -> None:
-        body = self.prompts.body(job, call, self.bodies[job.id], self.outputs[job.id])
-        self.bodies[job.id][call.id] = body
+        bodies, outputs = self.bodies[job.id], self.outputs[job.id]
+        body = self.prompts.body(job, call, bodies, outputs)
+        # A body or output is kept only until the last call that carries it is issued: a long
+        # session's prompts are tens of thousands of tokens each, hundreds of sessions at once.
+        if (job.id, call.id) in self.readers:
+            bodies[call.id] = body
+        for source in self._sources(call):
+            key = (job.id, source)
+            self.readers[key] -= 1
+            if self.readers[key] == 0:
+                del self.readers[key], bodies[source], outputs[source]
         output = tokens_for(self.workload.seed, f"{job.id}/{call.id}/output", call.output_tokens,
                             self.prompts.low, self.prompts.high)
         wf = WorkflowMeta(job.type, job.id, call.agent) if self.tagged else WorkflowMeta()
@@ -115,7 +133,8 @@ class SimReplay:
 
     def _done(self, req: SimRequest) -> None:
         job, call = req.tag
-        self.outputs[job.id][call.id] = req.output_ids
+        if (job.id, call.id) in self.readers:
+            self.outputs[job.id][call.id] = req.output_ids
         self.calls.append(CallRecord(job.id, call.id, call.agent, self.ready_s.pop((job.id, call.id)),
                                      req.first_token_s, req.finished_s, req.prompt_len, req.produced,
                                      req.cached_tokens))
@@ -124,6 +143,7 @@ class SimReplay:
             key = (job.id, nxt.id)
             self.pending_deps[key] -= 1
             if self.pending_deps[key] == 0:
+                del self.pending_deps[key]
                 self._ready(req.finished_s + nxt.gap_s, job, nxt)
         if len(self.finish_s[job.id]) == len(job.calls):
             if self.tagged:  # the application ends its job, as the HTTP replay does, wherever it ran
