@@ -50,10 +50,10 @@ def main() -> None:
         t0 = time.perf_counter()
         replay, engines = simulate(args.config, workload, cost, args.server_args, replicas=args.replicas,
                                    router=args.router)
-        return workload, replay, engines, time.perf_counter() - t0
+        return replay, engines, time.perf_counter() - t0
 
     # The pilot: sessions spaced out enough that they rarely share an engine step.
-    _, pilot, _, _ = run(args.pilot_jobs, 0.05 * args.replicas)
+    pilot, _, _ = run(args.pilot_jobs, 0.05 * args.replicas)
     duration = sum(j.jct_s for j in pilot.jobs) / len(pilot.jobs)
     rate = args.sessions / duration
     horizon = args.hours * 3600
@@ -61,7 +61,7 @@ def main() -> None:
     print(f"pilot: a session lasts {duration:.1f} s unloaded -> {rate:.3f} sessions/s, {num_jobs} sessions "
           f"over {horizon:.0f} s", flush=True)
 
-    workload, replay, engines, wall = run(num_jobs, rate)
+    replay, engines, wall = run(num_jobs, rate)
     stats = merged_stats(engines)
     s = summarize(replay.calls, replay.jobs, stats)
     simulated = max(j.finished_s for j in replay.jobs)

@@ -112,6 +112,22 @@ def add_replay_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
+def start_comparison(args: argparse.Namespace, module: str) -> tuple[list[str], Path, str]:
+    """The configs (exits naming an unknown one), the output folder with no earlier records, and
+    the command line as the report quotes it."""
+    configs = args.configs.split(",")
+    try:
+        for c in configs:
+            server_flags(c)
+    except ValueError as e:
+        sys.exit(str(e))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("calls.jsonl", "jobs.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    return configs, out, f"python -m {module} " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,17 +140,7 @@ def main() -> None:
 
     if args.workload_file and (args.sweep or args.capacity or args.rate is not None):
         sys.exit("--workload-file replays the saved arrivals: --rate, --sweep and --capacity need --workload")
-    configs = args.configs.split(",")
-    try:
-        for c in configs:
-            server_flags(c)
-    except ValueError as e:
-        sys.exit(str(e))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("calls.jsonl", "jobs.jsonl"):
-        (out / name).unlink(missing_ok=True)
-    command = "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    configs, out, command = start_comparison(args, "benchmarks.run")
     if args.capacity:
         if args.max_probes < 1:
             sys.exit("--max-probes must be at least 1")

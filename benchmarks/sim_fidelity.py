@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness.configs import server_flags
 from benchmarks.harness.report import summarize, write_records
 from benchmarks.harness.load import make_workload
-from benchmarks.run import add_replay_args, compare, run_once, step_log_path
+from benchmarks.run import add_replay_args, compare, run_once, start_comparison, step_log_path
 from benchmarks.workloads.model import Call, Job, Workload
 from benchmarks.workloads import save_workload
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
@@ -120,17 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.model != "tiny":
         sys.exit("the simulator's prompts use the tiny model's vocabulary and cpu-fitted was fitted to it: --model tiny")
-    configs = args.configs.split(",")
-    try:
-        for c in configs:
-            server_flags(c)
-    except ValueError as e:
-        sys.exit(str(e))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("calls.jsonl", "jobs.jsonl"):
-        (out / name).unlink(missing_ok=True)
-    command = "python -m benchmarks.sim_fidelity " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    configs, out, command = start_comparison(args, "benchmarks.sim_fidelity")
     workload = make_workload(args)
     save_workload(workload, out / "workload.jsonl")
 
