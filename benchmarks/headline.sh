@@ -40,7 +40,7 @@ for w in "${workloads[@]}"; do
     coding-agent) run coding-agent --rate 0.45 --num-jobs 10 --repeats 1 ;;
     # Each Pythia decision switched back to sglang's in turn, on the DAG at its peak rate.
     ablation) $PY -m benchmarks.run --workload multi-agent-dag --scale cpu --rate 2.25 --repeats 1 --model tiny \
-      --configs sglang,pythia,pythia-no-sched,pythia-no-evict,pythia-no-admit,pythia-no-unblock \
+      --configs sglang,pythia,pythia-no-sched,pythia-no-evict,pythia-no-admit,pythia-no-unblock,pythia-no-gate \
       --out benchmarks/results/ablation-multi-agent-dag --server-args "$POOL" --no-progress ;;
     # No workflow metadata at all: Pythia must not lose to the baselines.
     untagged) $PY -m benchmarks.run --workload multi-agent-dag --scale cpu --rate 2.25 --repeats 2 --model tiny \
@@ -54,12 +54,13 @@ for w in "${workloads[@]}"; do
     # repeats, the second in reverse order (one repeat had the first config 25% slower than the rest).
     smollm2-peer) $PY -m benchmarks.run --workload peer --scale cpu --rate 1.27 --num-jobs 40 --repeats 2 \
       --model default --configs $SIX --out benchmarks/results/smollm2-peer --server-args "$POOL" --no-progress ;;
-    # The working-set gate (--max-job-hold-s 60, off in pythia) on the coding agent past its peak:
-    # 20 sessions, so that later ones arrive while the first ones' contexts fill the pool.
+    # The working-set gate (--max-job-hold-s, on in pythia; pythia-no-gate is pythia without it) on the
+    # coding agent past its peak: 20 sessions, so that later ones arrive while the first ones' contexts
+    # fill the pool.
     gate) $PY -m benchmarks.run --workload coding-agent --scale cpu --rate 0.45 --num-jobs 20 --repeats 1 --model tiny \
-      --configs sglang,pythia,pythia-gate --out benchmarks/results/gate-coding-agent --server-args "$POOL" --no-progress
+      --configs sglang,pythia,pythia-no-gate --out benchmarks/results/gate-coding-agent --server-args "$POOL" --no-progress
       $PY -m benchmarks.run --workload coding-agent --scale cpu --rate 0.45 --num-jobs 20 --repeats 1 --model tiny \
-      --configs pythia-gate,pythia,sglang --out benchmarks/results/gate-coding-agent-reversed --server-args "$POOL" \
+      --configs pythia-no-gate,pythia,sglang --out benchmarks/results/gate-coding-agent-reversed --server-args "$POOL" \
       --no-progress ;;
     *) echo "unknown workload $w (known: multi-agent-dag peer coding-agent ablation untagged smollm2-dag smollm2-peer sweep-dag sweep-peer capacity-dag capacity-peer gate)" >&2; exit 2 ;;
   esac

@@ -40,7 +40,7 @@ for w in "${workloads[@]}"; do
     ablation-*)  # each Pythia decision switched back to sglang's, at the rate given (the workload's peak)
       x=${w#ablation-}
       sim "ablation-$x" --workload "$x" --num-jobs "${JOBS[$x]}" --rate "${RATE:?RATE=peak jobs/s of the sweep}" \
-        --configs sglang,pythia,pythia-no-sched,pythia-no-evict,pythia-no-admit,pythia-no-unblock ;;
+        --configs sglang,pythia,pythia-no-sched,pythia-no-evict,pythia-no-admit,pythia-no-unblock,pythia-no-gate ;;
     untagged-*)  # no workflow metadata at all: pythia must not lose to the baselines
       x=${w#untagged-}
       sim "untagged-$x" --workload "$x" --num-jobs "${JOBS[$x]}" --rate "${RATE:?RATE=peak jobs/s of the sweep}" \

@@ -47,9 +47,9 @@ class ServerArgs:
                 "(uncached prompt plus predicted output)."})
     unblock_bonus_tokens: float = field(default=512.0, metadata={"core": "unblock_bonus_tokens", 
         "help": "pythia ordering: work forgiven to a request whose completion unblocks its job's next agent."})
-    max_job_hold_s: float = field(default=0.0, metadata={"core": "max_job_hold_s", 
+    max_job_hold_s: float = field(default=300.0, metadata={"core": "max_job_hold_s", 
         "help": "pythia admission: longest a workflow job's first call waits for room beside the contexts of "
-                "live jobs (the working-set gate); 0, the default, turns the gate off."})
+                "live jobs while other work runs (the working-set gate); 0 turns the gate off."})
     job_idle_timeout_s: float = field(default=300.0, metadata={
         "help": "A workflow job idle this long (and past its predicted dead time) is ended and forgotten, for "
                 "clients that never call POST /v1/workflows/jobs/{id}/end; a later call starts a new job."})

@@ -25,9 +25,9 @@ def engine():
     return tiny_engine(max_total_tokens=2048, job_idle_timeout_s=0.3)
 
 
-def send(engine: Engine, job: str, step: int, prompt_len: int | None = None) -> None:
+def send(engine: Engine, job: str, step: int, prompt_len: int | None = None, max_new_tokens: int = 2) -> None:
     req = GenerateRequest(rid=f"{job}-{step}", input_ids=list(range(5, 5 + (prompt_len or 35 + 8 * step))),
-                          params=SamplingParams(max_new_tokens=2, temperature=0, ignore_eos=True),
+                          params=SamplingParams(max_new_tokens=max_new_tokens, temperature=0, ignore_eos=True),
                           workflow=WorkflowMeta(type="loop", id=job, agent="worker"))
     assert engine.add_request(req) is None
 
@@ -58,17 +58,22 @@ def test_ended_and_idle_jobs_are_forgotten_and_their_ids_reused(engine):
     engine.check_integrity()
 
 
-def test_a_new_job_waits_while_a_live_context_fills_the_pool_then_runs_after_max_job_hold():
-    engine = tiny_engine(max_total_tokens=256, max_job_hold_s=0.5)
-    for step in range(6):  # job A: 5 gaps of 0.3 s, a 200-token context; expected back after a gap
+def test_a_new_job_waits_while_a_live_context_fills_the_pool_then_runs_rather_than_leave_the_engine_idle():
+    engine = tiny_engine(max_total_tokens=256, max_job_hold_s=60.0)
+    for step in range(5):  # job A: 4 gaps of 0.3 s, a 200-token context; expected back after a gap
         call(engine, "A", step, prompt_len=200)
-        if step < 5:
+        if step < 4:
             time.sleep(0.3)
-    send(engine, "B", 0, prompt_len=100)  # 200 + 100 > 256: B's first call is held
+    send(engine, "A", 5, prompt_len=200, max_new_tokens=8)
+    send(engine, "B", 0, prompt_len=100)  # 200 + 100 > 256: B's first call is held while A's runs
     engine.step()
-    assert not engine.last_step_ran and engine.has_work()
+    assert engine.last_step_ran
+    while engine.stats()["num_running"] > 0:
+        assert engine.stats()["num_waiting"] == 1, "B was admitted beside the live context"
+        engine.step()
     engine.check_integrity()
-    time.sleep(0.5)  # past --max-job-hold-s
+    # A is back in a gap and still counts as live, but with nothing running, holding B would leave
+    # the engine idle: B runs long before --max-job-hold-s.
     engine.step()
     assert engine.last_step_ran
     while engine.has_work():

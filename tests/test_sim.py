@@ -149,7 +149,7 @@ def test_the_same_seed_gives_the_same_figures_and_another_seed_others():
 
 def test_every_config_drains_the_workload_with_the_core_intact():
     workload = build_workload("multi-agent-dag", "cpu", 0, num_jobs=12, rate=10.0)
-    for config in ("vllm", "sglang", "autellix", "kvflow", "continuum", "pythia", "pythia-gate"):
+    for config in ("vllm", "sglang", "autellix", "kvflow", "continuum", "pythia", "pythia-no-gate"):
         replay, (engine,) = simulate(config, workload, H100, SMALL_POOL)
         assert len(replay.jobs) == 12 and len(replay.calls) == workload.num_calls, config
         stats = engine.core.stats()

@@ -90,7 +90,7 @@ def test_a_rejected_first_call_keeps_no_job_id():
     ({}, set()),  # the baselines read no prediction: nothing is sent
     ({"schedule_policy": "pythia"}, {"set_job_work"}),
     ({"eviction_policy": "kvflow"}, {"set_job_forecast", "set_agent_forecast"}),
-    ({"admission_policy": "pythia"}, set()),  # reads only the P99 output length, a hint on arrival
+    ({"admission_policy": "pythia", "max_job_hold_s": 0.0}, set()),  # only the P99 output length, a hint on arrival
     ({"admission_policy": "pythia", "max_job_hold_s": 2.0}, {"set_job_forecast"}),  # the gate weighs live jobs
 ])
 def test_the_feed_sends_what_the_cores_policies_read(settings, sent):

@@ -22,10 +22,10 @@ CONFIGS: dict[str, dict[str, str]] = {
     "pythia-no-admit": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": RATIO},
     "pythia-no-unblock": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia",
                           "unblock_bonus_tokens": "0"},
-    # Pythia with the working-set gate on (off by default): a new job waits up to 60 s while live jobs'
-    # contexts fill the pool.
-    "pythia-gate": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia",
-                    "max_job_hold_s": "60"},
+    # Pythia without the working-set gate (a new job waits up to --max-job-hold-s while live jobs'
+    # contexts fill the pool and other work runs).
+    "pythia-no-gate": {"schedule_policy": "pythia", "eviction_policy": "pythia", "admission_policy": "pythia",
+                       "max_job_hold_s": "0"},
     # Clairvoyant bounds (simulator only, pythia/sim/true_feed.py): the workload's true future goes
     # through the forecast interface instead of the profiler's predictions.
     # Pythia's own policies and knobs, fed true values: pythia vs this is the prediction error.

@@ -123,19 +123,19 @@ void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
   }
 }
 
-void Scheduler::admit_waiting(int32_t& budget) {
+void Scheduler::admit_waiting(int32_t& budget, bool gate) {
   if (waiting_.empty()) return;
   std::vector<Request*> order = waiting_;
   policy_->order_waiting(order, *this);
   int32_t reserved = 0;
   for (const Request* req : running_) reserved += future_pages(*req);
 
-  size_t num_admitted = 0;
+  size_t num_admitted = 0, num_held = 0;
   int64_t live_context = -1;  // tokens of live jobs' contexts, computed when a new job asks
   const int64_t pool_tokens = static_cast<int64_t>(config_.num_device_pages) * config_.page_size;
   for (Request* req : order) {
     if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
-    if (reserve_by_prediction_ && unstarted_opener(*req) &&
+    if (gate && reserve_by_prediction_ && unstarted_opener(*req) &&
         forecast_.now() - req->queued_at < config_.max_job_hold_s) {
       // Working-set gate: a new job waits while the contexts of live jobs (running, or
       // expected back from a tool call) already fill the pool. Admitting it would evict
@@ -143,7 +143,10 @@ void Scheduler::admit_waiting(int32_t& budget) {
       // with cached contexts behind it in the queue go on meanwhile. The wait is bounded,
       // as live jobs may keep calling for longer than a new one should wait.
       if (live_context < 0) live_context = forecast_.live_context_tokens(queued_new_jobs());
-      if (live_context > 0 && live_context + req->prompt_len > pool_tokens) continue;
+      if (live_context > 0 && live_context + req->prompt_len > pool_tokens) {
+        ++num_held;
+        continue;
+      }
       live_context += req->prompt_len;
     }
     cache_.attach_prefix(*req);
@@ -171,6 +174,9 @@ void Scheduler::admit_waiting(int32_t& budget) {
                                   [](Request* r) { return r->state == RequestState::kRunning; }),
                    waiting_.end());
   }
+  // The gate saves compute for contexts about to be reused; with nothing running it would only
+  // leave the device idle, so then the held jobs go ahead (work-conserving).
+  if (num_held > 0 && running_.empty() && budget > 0) admit_waiting(budget, /*gate=*/false);
 }
 
 std::unordered_set<int32_t> Scheduler::queued_new_jobs() const {

@@ -61,11 +61,10 @@ int64_t WorkflowForecast::live_context_tokens(const std::unordered_set<int32_t>&
   for (const auto& kv : jobs_) {
     const JobForecast& f = kv.second;
     if (is_dead(f) || excluded.count(kv.first)) continue;
-    const bool in_call = f.idle_since == JobForecast::kNever && f.next_use <= now_;
-    const bool expected_back = f.idle_since != JobForecast::kNever &&
-                               gaps_.count(key(f.gap_type, f.gap_agent)) > 0 &&
-                               next_use(f) != JobForecast::kNever;
-    if (in_call || expected_back) total += f.context_tokens;
+    // In a call (next use now), or expected back: by the gap distribution given the wait, or
+    // by a fixed prediction (a clairvoyant feed's true next call, or the profiler's before it
+    // has gap samples).
+    if (next_use(f) != JobForecast::kNever) total += f.context_tokens;
   }
   return total;
 }

@@ -469,15 +469,35 @@ TEST_F(SchedulerTest, PythiaAdmissionHoldsANewJobOnlyUpToMaxJobHold) {
   c.admission_policy = "pythia";
   c.max_job_hold_s = 5.0;
   init(c);
-  JobForecast in_call;  // a live job whose context fills the pool
+  JobForecast in_call;  // a live job whose context fills the pool, with a long call running
   in_call.next_use = 0.0;
   in_call.context_tokens = 60;
   sched->forecast().set_job(2, in_call);
+  sched->add_request(2, iota_tokens(100, 8), 10, 0.0, {0, 2, 0});
   sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, RequestHints{-1, -1, /*opens_job=*/true});
   sched->set_time(4.9);
   step();
-  EXPECT_TRUE(model->last_plan().req_ids.empty());
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{2}));
   sched->set_time(5.0);
+  step();
+  EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{2, 1}));
+  run_to_completion();
+}
+
+TEST_F(SchedulerTest, PythiaAdmissionDoesNotLeaveTheDeviceIdleForTheGate) {
+  // The live job's context fills the pool but it is between calls: holding the new job would
+  // save nothing and leave the step empty, so it runs at once (the gate is work-conserving).
+  SchedulerConfig c = make_config(4, 16, 64);
+  c.admission_policy = "pythia";
+  c.max_job_hold_s = 60.0;
+  init(c);
+  sched->set_time(10.0);
+  JobForecast back_soon;  // a fixed prediction (no gap distribution): back in 0.5 s
+  back_soon.next_use = 10.5;
+  back_soon.context_tokens = 60;
+  sched->forecast().set_job(2, back_soon);
+  EXPECT_EQ(sched->forecast().live_context_tokens(), 60);
+  sched->add_request(1, iota_tokens(0, 20), 2, 0.0, {0, 3, 0}, RequestHints{-1, -1, /*opens_job=*/true});
   step();
   EXPECT_EQ(model->last_plan().req_ids, (std::vector<int64_t>{1}));
   run_to_completion();

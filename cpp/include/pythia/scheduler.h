@@ -126,7 +126,7 @@ class Scheduler : private SchedulingContext {
   uint64_t job_arrival_seq(const Request& req) const override;
   uint64_t steps_waited(const Request& req) const override { return step_ - req.arrival_step; }
   void schedule_running(int32_t& budget, bool& preempted);
-  void admit_waiting(int32_t& budget);
+  void admit_waiting(int32_t& budget, bool gate = true);
   /// Jobs whose first call waits unadmitted (and never ran) and that have no call
   /// running: not yet live in the pool.
   std::unordered_set<int32_t> queued_new_jobs() const;

@@ -106,9 +106,9 @@ class WorkflowForecast {
   double next_use(const JobForecast& f) const;
 
   /// \brief Tokens of the contexts of live jobs: those with a call queued
-  /// or running, and those between calls that are expected back (a gap
-  /// distribution predicts a next use, and they are not dead). A waiting
-  /// job without a gap distribution is not counted: nothing says it returns.
+  /// or running, and those between calls that are expected back (not dead,
+  /// and next_use() is finite: a job that has outlasted its whole gap
+  /// distribution, or is predicted never to call again, is not counted).
   /// Jobs in `excluded` are left out. O(jobs).
   int64_t live_context_tokens(const std::unordered_set<int32_t>& excluded = {}) const;
 
