@@ -197,6 +197,21 @@ def test_on_a_small_pool_the_oracle_is_not_slower_than_sglang(name, seed, jobs):
     assert mean["oracle"] <= mean["sglang"], mean
 
 
+def test_past_the_knee_the_working_set_gate_keeps_pythia_near_the_oracle():
+    # 40 coding sessions at GPU scale whose contexts (up to ~20k tokens each) outgrow a 150k-token
+    # pool: without the gate new sessions evict the contexts of live ones, which re-prefill.
+    workload = build_workload("coding-agent", "gpu", 0, num_jobs=40, rate=0.05)
+    pool = "--max-total-tokens 150000 --chunked-prefill-size 8192"
+    figures = {}
+    for config in ("pythia", "pythia-no-gate", "oracle"):
+        replay, engines = simulate(config, workload, H100, pool)
+        figures[config] = summarize(replay.calls, replay.jobs, merged_stats(engines))
+    gated, ungated, oracle = figures["pythia"], figures["pythia-no-gate"], figures["oracle"]
+    assert gated["hit_rate"] > ungated["hit_rate"] + 0.05, figures  # the decisions differ
+    assert gated["jct_mean_s"] < ungated["jct_mean_s"], figures
+    assert gated["jct_mean_s"] <= 1.2 * oracle["jct_mean_s"], figures
+
+
 def test_the_gap_lines_split_pythias_distance_from_the_oracle():
     summaries = {"pythia": {"jct_mean_s": 6.0}, "pythia-true": {"jct_mean_s": 4.0}, "oracle": {"jct_mean_s": 2.0}}
     assert gap_lines("peer", summaries) == ["RESULT prediction_gap peer 1.500", "RESULT policy_gap peer 2.000"]
