@@ -165,7 +165,8 @@ class Engine:
         num = len(plan)
         self.last_step_ran = num > 0
         if num == 0:
-            # Everything queued is held (pythia admission's working-set gate): close the empty step.
+            # Work is queued but none could start (a guard: the working-set gate never holds
+            # everything, since with nothing running held jobs go ahead): close the empty step.
             empty = np.zeros(0, dtype=np.int32)
             self.core.update(plan.req_ids, empty, np.zeros(0, dtype=bool))
             return []

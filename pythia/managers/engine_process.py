@@ -63,8 +63,8 @@ class EngineLoop:
         held = False
         while True:
             if held:
-                # Queued work is held back (pythia admission's working-set gate): wait a moment
-                # for a message or for the hold to lapse instead of spinning on empty steps.
+                # The last step started nothing though work is queued: wait a moment for a
+                # message instead of spinning on empty steps.
                 self.inbox.poll(HELD_POLL_MS)
             # Block only when there is nothing to compute.
             self.receive(block=not self.engine.has_work())

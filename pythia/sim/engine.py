@@ -83,7 +83,7 @@ class SimEngine:
         self.tracker.sweep(self.now)
         plan = self.core.schedule()
         num = len(plan)
-        if num == 0:  # everything queued is held back (the working-set gate): close the empty step
+        if num == 0:  # work is queued but none could start (a guard, as in the real engine): close the empty step
             self.core.update(plan.req_ids, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=bool))
             self.now += HELD_WAIT_S
             return []
