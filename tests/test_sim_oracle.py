@@ -212,6 +212,19 @@ def test_past_the_knee_the_working_set_gate_keeps_pythia_near_the_oracle():
     assert gated["jct_mean_s"] <= 1.2 * oracle["jct_mean_s"], figures
 
 
+def test_the_prediction_split_reproduces_pythia_with_nothing_true_and_pythia_true_with_everything():
+    from argparse import Namespace
+
+    from benchmarks.sim_prediction_split import PARTS, run
+
+    args = Namespace(workload="multi-agent-dag", seed=0, num_jobs=12, rate=10.0, cost_model="h100-llama3-8b",
+                     server_args="--max-total-tokens 60000")
+    workload = build_workload("multi-agent-dag", "gpu", 0, 12, 10.0)
+    for config, parts in (("pythia", set()), ("pythia-true", set(PARTS) | {"output"})):
+        replay, engines = simulate(config, workload, H100, args.server_args)
+        assert run(args, parts) == summarize(replay.calls, replay.jobs, merged_stats(engines)), config
+
+
 def test_the_gap_lines_split_pythias_distance_from_the_oracle():
     summaries = {"pythia": {"jct_mean_s": 6.0}, "pythia-true": {"jct_mean_s": 4.0}, "oracle": {"jct_mean_s": 2.0}}
     assert gap_lines("peer", summaries) == ["RESULT prediction_gap peer 1.500", "RESULT policy_gap peer 2.000"]
