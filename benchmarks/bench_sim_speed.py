@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from benchmarks.harness.configs import GPU_SERVER_ARGS
 from benchmarks.harness.report import summarize
 from benchmarks.workloads import build_workload
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
@@ -36,8 +37,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.0, help="simulated hours of arrivals")
     parser.add_argument("--config", default="pythia")
     parser.add_argument("--cost-model", default="h100-llama3-8b", choices=COST_MODEL_NAMES)
-    parser.add_argument("--server-args", default="--max-total-tokens 427246 --chunked-prefill-size 8192 "
-                        "--max-running-requests 256", help="per engine (default: an 80 GB GPU's pool, sim_headline.sh)")
+    parser.add_argument("--server-args", default=GPU_SERVER_ARGS, help="per engine (default: an 80 GB GPU's)")
     parser.add_argument("--replicas", type=int, default=8)
     parser.add_argument("--router", default="cache-aware", choices=ROUTERS)
     parser.add_argument("--pilot-jobs", type=int, default=40)

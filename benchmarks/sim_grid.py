@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
+from benchmarks.harness.configs import GPU_SERVER_ARGS
 from benchmarks.harness.report import summarize
 from benchmarks.workloads import GENERATORS, build_workload
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
@@ -32,8 +33,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--configs", required=True, help="comma-separated; ratios are against the first")
     parser.add_argument("--cost-model", default="h100-llama3-8b", choices=COST_MODEL_NAMES)
-    parser.add_argument("--server-args", default="--max-total-tokens 427246 --chunked-prefill-size 8192 "
-                        "--max-running-requests 256")
+    parser.add_argument("--server-args", default=GPU_SERVER_ARGS)
     args = parser.parse_args()
     cost, configs = cost_model(args.cost_model), args.configs.split(",")
     print(f"SIMULATED: {args.workload} ({args.scale} scale, {args.num_jobs} jobs), cost model {cost.name}, "

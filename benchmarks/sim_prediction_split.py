@@ -25,7 +25,8 @@ from typing import Any
 from benchmarks.harness.report import summarize
 from benchmarks.workloads import GENERATORS, build_workload
 from pythia.sim.cost_models import COST_MODEL_NAMES, cost_model
-from pythia.sim.replay import build_replay, merged_stats
+from benchmarks.harness.configs import GPU_SERVER_ARGS
+from pythia.sim.replay import build_replay, feed_future, merged_stats
 from pythia.sim.true_feed import JobTruth, TrueFeed, WorkloadFuture
 from pythia.workflow.feed import PredictionFeed
 
@@ -88,11 +89,7 @@ def run(args: argparse.Namespace, true_parts: set[str], sigma: float = 0.0) -> d
     workload = build_workload(args.workload, "gpu", args.seed, args.num_jobs, args.rate)
     replay = build_replay("pythia", workload, cost_model(args.cost_model), args.server_args)
     future = NoisyFuture(workload, sigma) if sigma > 0 else WorkloadFuture(workload)
-    replay.future = future
-    for engine in replay.engines:
-        tracker = engine.tracker
-        tracker.feed = SplitFeed(engine.core, tracker.profiler, tracker.tags, future, true_parts)
-        engine.before_finish = lambda req: future.on_finish(*req.tag, req.finished_s, req.produced)
+    feed_future(replay, future, lambda core, profiler, tags, f: SplitFeed(core, profiler, tags, f, true_parts))
     replay.run()
     for engine in replay.engines:
         engine.check_integrity()
@@ -107,8 +104,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cost-model", default="h100-llama3-8b", choices=COST_MODEL_NAMES)
-    parser.add_argument("--server-args", default="--max-total-tokens 427246 --chunked-prefill-size 8192 "
-                        "--max-running-requests 256", help="engine limits and flags (e.g. --max-job-hold-s 0)")
+    parser.add_argument("--server-args", default=GPU_SERVER_ARGS,
+                        help="engine limits and flags (e.g. --max-job-hold-s 0)")
     parser.add_argument("--gap-noise", default="0.3,0.6,1.0", help="sigmas for the noisy `job` runs ('' for none)")
     args = parser.parse_args()
     runs = [("none", set(), 0.0), ("work", {"work"}, 0.0), ("output", {"output"}, 0.0), ("agent", {"agent"}, 0.0),

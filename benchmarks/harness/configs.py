@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pythia import _core
 
+# One simulated 80 GB GPU's engine limits (sim_headline.sh's GPU=, which says where each comes from).
+GPU_SERVER_ARGS = "--max-total-tokens 427246 --chunked-prefill-size 8192 --max-running-requests 256"
 RATIO = "ratio"  # SGLang's admission: new_token_ratio of max_new_tokens
 CONFIGS: dict[str, dict[str, str]] = {
     "vllm": {"schedule_policy": "fcfs", "eviction_policy": "lru", "admission_policy": RATIO},

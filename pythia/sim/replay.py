@@ -169,14 +169,21 @@ def build_replay(config: str, workload: Workload, cost: CostModel, server_args: 
     `config`, routed by `router`; a clairvoyant config's trackers feed the workload's truth."""
     args = sim_server_args(config, server_args)
     engines = [SimEngine(args, cost) for _ in range(replicas)]
-    future = WorkloadFuture(workload) if config in CLAIRVOYANT else None
-    if future is not None:  # the real tracker keeps its job table; only the values it feeds are the truth
-        for engine in engines:
-            tracker = engine.tracker
-            tracker.feed = TrueFeed(engine.core, tracker.profiler, tracker.tags, future)
-            engine.before_finish = lambda req: future.on_finish(*req.tag, req.finished_s, req.produced)
-    return SimReplay(engines, workload, vocab_size, tagged=tagged, router=Router(router, replicas, args.page_size),
-                     future=future)
+    replay = SimReplay(engines, workload, vocab_size, tagged=tagged, router=Router(router, replicas, args.page_size))
+    if config in CLAIRVOYANT:
+        feed_future(replay, WorkloadFuture(workload), TrueFeed)
+    return replay
+
+
+def feed_future(replay: SimReplay, future: WorkloadFuture, make_feed) -> None:
+    """Every replica's tracker feeds from `make_feed(core, profiler, tags, future)` instead of its
+    profiler's predictions (the real tracker keeps its job table; only the values it sends
+    change), and `future` follows the replay's arrivals, issues and finishes."""
+    replay.future = future
+    for engine in replay.engines:
+        tracker = engine.tracker
+        tracker.feed = make_feed(engine.core, tracker.profiler, tracker.tags, future)
+        engine.before_finish = lambda req: future.on_finish(*req.tag, req.finished_s, req.produced)
 
 
 def simulate(config: str, workload: Workload, cost: CostModel, server_args: str = "", tagged: bool = True,

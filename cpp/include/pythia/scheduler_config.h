@@ -51,7 +51,7 @@ struct SchedulerConfig {
   /// (the working-set gate); 0 turns the gate off. The gate never leaves the
   /// device idle: with nothing running, held jobs go ahead. On by default:
   /// simulated at GPU scale past the session workloads' knees it keeps the
-  /// pool from thrashing (mean JCT 2x-2.5x lower), and it changes nothing
+  /// pool from thrashing (mean JCT 1.7x-2.5x lower at the peaks), and it changes nothing
   /// where live contexts fit (benchmarks/RESULTS.md). The bound is long
   /// against a session's calls and short against its life.
   double max_job_hold_s = 300.0;
