@@ -159,3 +159,18 @@ def test_samples_keep_the_last_window_and_match_numpy():
     x = float(np.median(window))
     assert samples.mean_excess(x) == pytest.approx(window[window > x].mean() - x, rel=1e-12)
     assert samples.mean_excess(float(window.max())) is None
+
+
+def test_the_automaton_is_rederived_on_a_new_edge_or_after_the_counts_grow_not_on_every_call():
+    profiler = WorkflowProfiler()
+    simulate(profiler, 300)
+    profile = profiler.profile("review")
+    before = profile.transition_probs()
+    profile.observe("planner", "coder")  # a known edge, one of ~1,300 observations: no solve
+    assert profile.transition_probs() is before
+    for _ in range(40):  # > REDERIVE_GROWTH of the counts
+        profile.observe("planner", "coder")
+    grown = profile.transition_probs()
+    assert grown is not before and grown["planner"]["coder"] > before["planner"]["coder"]
+    profile.observe("planner", "planner")  # an edge never seen: derived at once
+    assert profile.transition_probs()["planner"]["planner"] > 0.0
