@@ -45,6 +45,12 @@ class CMakeBuild(build_ext):
         staging = target.with_name(target.name + ".tmp")
         shutil.copy2(built, staging)
         os.replace(staging, target)
+        # The CUDA kernels' module, built only where nvcc was found, goes into the package
+        # directory itself (the project is installed editable, as `make build` does).
+        for kernels in build_dir.glob("_kv_cuda*.so"):
+            staging = ROOT / "pythia" / (kernels.name + ".tmp")
+            shutil.copy2(kernels, staging)
+            os.replace(staging, ROOT / "pythia" / kernels.name)
 
 
 setup(ext_modules=[CMakeExtension("pythia._core")], cmdclass={"build_ext": CMakeBuild})

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmarks.harness.configs import server_flags
+from benchmarks.harness.configs import host_tier_flags, server_flags
 from benchmarks.harness.load import Runner, capacity, make_workload, sweep
 from benchmarks.harness.replay import Replayer
 from benchmarks.harness.report import (markdown, median_over_repeats, plot, result_lines, summarize,
@@ -49,7 +49,7 @@ def run_once(config: str, workload, args: argparse.Namespace, out: Path, repeat:
              log_steps: bool = False):
     """One server, one replay; with `log_steps` the engine logs its steps (`--step-log`) to
     `step_log_path`, for fitting the simulator's cost model to this run."""
-    flags = server_flags(config) + model_flags(args.model) + shlex.split(args.server_args)
+    flags = server_flags(config) + model_flags(args.model) + host_tier_flags(config, shlex.split(args.server_args))
     if log_steps:
         path = step_log_path(out, config, repeat, tag)
         path.unlink(missing_ok=True)

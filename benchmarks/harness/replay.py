@@ -26,6 +26,7 @@ class CallRecord:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    host_cached_tokens: int = 0  # of cached_tokens, loaded from the host tier
 
 
 @dataclass
@@ -113,5 +114,6 @@ class Replayer:
         end = self.now()
         meta = last["meta_info"]
         record = CallRecord(job.id, call.id, call.agent, ready, first if first is not None else end, end,
-                            meta["prompt_tokens"], meta["completion_tokens"], meta["cached_tokens"])
+                            meta["prompt_tokens"], meta["completion_tokens"], meta["cached_tokens"],
+                            meta.get("cached_tokens_details", {}).get("host", 0))
         return record, last["output_ids"]

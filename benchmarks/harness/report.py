@@ -32,6 +32,10 @@ def summarize(calls: list[CallRecord], jobs: list[JobRecord], server_stats: dict
         "throughput_tok_s": output_tokens / (end - start),
         "jobs_per_min": 60 * len(jobs) / (end - start),
         "hit_rate": sum(c.cached_tokens for c in calls) / max(prompt_tokens, 1),
+        # Of the prompt tokens, those loaded back from the host tier (device hits: the rest of hit_rate).
+        "host_hit_rate": sum(c.host_cached_tokens for c in calls) / max(prompt_tokens, 1),
+        "pages_to_host": server_stats.get("pages_offloaded", 0) + server_stats.get("pages_backed_up", 0),
+        "pages_from_host": server_stats.get("pages_loaded", 0),
         "preemptions": server_stats.get("num_preemptions", 0),
         "evicted_pages": server_stats.get("num_evicted_pages", 0),
     }
@@ -54,6 +58,8 @@ ROWS = [("mean JCT (s)", "jct_mean_s", False), ("P95 JCT (s)", "jct_p95_s", Fals
         ("throughput (out tok/s)", "throughput_tok_s", True), ("jobs/min", "jobs_per_min", True),
         ("mean TTFT (s)", "ttft_mean_s", False), ("P95 TTFT (s)", "ttft_p95_s", False),
         ("mean TPOT (s)", "tpot_mean_s", False), ("prefix hit rate", "hit_rate", True),
+        ("of it from host", "host_hit_rate", True), ("pages to host", "pages_to_host", False),
+        ("pages from host", "pages_from_host", False),
         ("preemptions", "preemptions", False), ("evicted pages", "evicted_pages", False)]
 
 

@@ -4,6 +4,7 @@
 
 #include "python_methods.h"
 #include "pythia/eviction_policy.h"
+#include "pythia/kv_cache_manager.h"
 #include "pythia/schedule_policy.h"
 
 namespace py = pybind11;
@@ -16,13 +17,22 @@ PYBIND11_MODULE(_core, m) {
   m.def("schedule_policy_names", &schedule_policy_names, "Names accepted as schedule_policy.");
   m.def("eviction_policy_names", &eviction_policy_names, "Names accepted as eviction_policy.");
   m.def("admission_policy_names", &admission_policy_names, "Names accepted as admission_policy.");
+  m.def("host_write_policy_names", &host_write_policy_names, "Names accepted as host_write_policy.");
+  m.def("host_policy_names", &host_policy_names, "Names accepted as host_policy.");
   m.attr("STEP_FAILED") = kStepFailed;
+  m.def("copy_kv_pages", &kv_copy_pages, py::arg("device_buffers"), py::arg("num_device_pages"), py::arg("host"),
+        py::arg("num_host_pages"), py::arg("page_bytes"), py::arg("pairs"), py::arg("to_host"),
+        "Copy KV pages between layer-first device buffers and a page-first host buffer, on the CPU, by raw "
+        "address (kv_layout.h). pairs: flattened (source, destination) page ids; ValueError for a bad argument.");
 
   py::class_<SchedulerConfig>(m, "SchedulerConfig", "Settings of one Scheduler; see scheduler_config.h.")
       .def(py::init<>())
       .def_readwrite("page_size", &SchedulerConfig::page_size, "Tokens per KV page.")
       .def_readwrite("num_device_pages", &SchedulerConfig::num_device_pages, "Pages in the device KV pool.")
-      .def_readwrite("num_host_pages", &SchedulerConfig::num_host_pages, "Pages in the host KV pool.")
+      .def_readwrite("num_host_pages", &SchedulerConfig::num_host_pages, "Pages in the host KV pool (0: no host tier).")
+      .def_readwrite("host_write_policy", &SchedulerConfig::host_write_policy, "When device pages get a host copy (HiCache's write policies).")
+      .def_readwrite("host_prefetch_s", &SchedulerConfig::host_prefetch_s, "pythia host policy: prefetch a job's context this long before its predicted call (0: off).")
+      .def_readwrite("host_policy", &SchedulerConfig::host_policy, "Host tier: lru (HiCache) or pythia (offload on eviction unless dead, drop farthest next use first).")
       .def_readwrite("max_running_requests", &SchedulerConfig::max_running_requests, "Most requests running at once.")
       .def_readwrite("max_batch_tokens", &SchedulerConfig::max_batch_tokens, "Tokens computed per step (chunked-prefill budget).")
       .def_readwrite("schedule_policy", &SchedulerConfig::schedule_policy, "Request order policy name.")
@@ -30,6 +40,8 @@ PYBIND11_MODULE(_core, m) {
       .def_readwrite("admission_policy", &SchedulerConfig::admission_policy, "Output KV reservation policy name.")
       .def_readwrite("unblock_bonus_tokens", &SchedulerConfig::unblock_bonus_tokens, "pythia policy: work forgiven when a request unblocks its job's next agent.")
       .def_readwrite("future_work_weight", &SchedulerConfig::future_work_weight, "pythia policy: weight of a job's predicted later work against the current call's own cost.")
+      .def_readwrite("long_context_tokens", &SchedulerConfig::long_context_tokens, "Long-context isolation: prompt length that makes a request long.")
+      .def_readwrite("max_long_prefill_tokens", &SchedulerConfig::max_long_prefill_tokens, "Long-context isolation: long requests' prefill tokens per step (0: no cap).")
       .def_readwrite("max_job_hold_s", &SchedulerConfig::max_job_hold_s, "pythia admission: longest a job's first call waits for room beside live jobs' contexts.")
       .def_readwrite("lpm_fallback_queue_len", &SchedulerConfig::lpm_fallback_queue_len, "Queue length beyond which lpm acts as fcfs.")
       .def_readwrite("aging_tokens_per_step", &SchedulerConfig::aging_tokens_per_step, "pythia policy: work forgiven per step waited.")
@@ -93,7 +105,19 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("num_evicted_pages", &SchedulerStats::num_evicted_pages)
       .def_readonly("prompt_tokens", &SchedulerStats::prompt_tokens, "Prompt tokens of admitted requests.")
       .def_readonly("cached_prompt_tokens", &SchedulerStats::cached_prompt_tokens, "Of them, served by the cache.")
-      .def_readonly("new_token_ratio", &SchedulerStats::new_token_ratio);
+      .def_readonly("new_token_ratio", &SchedulerStats::new_token_ratio)
+      .def_readonly("free_host_pages", &SchedulerStats::free_host_pages)
+      .def_readonly("transfers_in_flight", &SchedulerStats::transfers_in_flight, "Node copies (backups, loads) begun and not completed.")
+      .def_property_readonly("host_hit_tokens", [](const SchedulerStats& s) { return s.host.host_hit_tokens; }, "Prompt tokens loaded from host copies.")
+      .def_property_readonly("pages_offloaded", [](const SchedulerStats& s) { return s.host.pages_offloaded; }, "Device -> host at eviction.")
+      .def_property_readonly("pages_backed_up", [](const SchedulerStats& s) { return s.host.pages_backed_up; }, "Device -> host, write-through.")
+      .def_property_readonly("pages_loaded", [](const SchedulerStats& s) { return s.host.pages_loaded; }, "Host -> device.")
+      .def_property_readonly("host_evicted_pages", [](const SchedulerStats& s) { return s.host.host_evicted_pages; }, "Host copies dropped for room.")
+      .def_property_readonly("dropped_pages", [](const SchedulerStats& s) { return s.host.dropped_pages; }, "Device pages evicted with no host copy.")
+      .def_property_readonly("prefetched_pages", [](const SchedulerStats& s) { return s.host.prefetched_pages; }, "Pages loaded ahead of a predicted call.")
+      .def_property_readonly("prefetch_on_time", [](const SchedulerStats& s) { return s.host.prefetch_on_time; }, "Prefetched nodes found landed by their job's next call.")
+      .def_property_readonly("prefetch_late", [](const SchedulerStats& s) { return s.host.prefetch_late; }, "... found still loading.")
+      .def_property_readonly("prefetch_unused", [](const SchedulerStats& s) { return s.host.prefetch_unused; }, "... evicted before any use.");
 
   py::class_<StepPlan, std::shared_ptr<StepPlan>>(
       m, "StepPlan", "One step's plan; every array is a read-only view of the core's buffer (step_plan.h).")
@@ -109,8 +133,11 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("page_table", step_plan_property(&StepPlan::page_table), "int32: entry i's pages are [offsets[i], offsets[i+1]).")
       .def_property_readonly("preempted_ids", step_plan_property(&StepPlan::preempted_ids), "int64: preempted this step.")
       .def_property_readonly("preempted_pages", step_plan_property(&StepPlan::preempted_pages), "int32: device pages each gave up.")
-      .def_property_readonly("offload_pages", step_plan_property(&StepPlan::offload_pages, true), "int32 [k, 2]: (device, host) page copies.")
-      .def_property_readonly("load_pages", step_plan_property(&StepPlan::load_pages, true), "int32 [k, 2]: (host, device) page copies.");
+      .def_property_readonly("host_cached_tokens", step_plan_property(&StepPlan::host_cached_tokens), "int32 [n]: of cached_tokens, loaded from host.")
+      .def_property_readonly("offload_pages", step_plan_property(&StepPlan::offload_pages, true), "int32 [k, 2]: (device, host) copies done before this step's forward pass.")
+      .def_property_readonly("backup_pages", step_plan_property(&StepPlan::backup_pages, true), "int32 [k, 2]: (device, host) asynchronous copies.")
+      .def_property_readonly("load_pages", step_plan_property(&StepPlan::load_pages, true), "int32 [k, 2]: (host, device) asynchronous copies.")
+      .def_property_readonly("has_async_transfers", &StepPlan::has_async_transfers, "Backups or loads: report this step in update(transfers_done=...) once they land.");
 
   py::class_<Scheduler>(m, "Scheduler", "Request table, queues and per-step decisions of one replica.")
       .def(py::init<const SchedulerConfig&>(), py::arg("config"))
@@ -151,9 +178,11 @@ PYBIND11_MODULE(_core, m) {
            "Predicted next use of the prefix an agent's jobs share (agent -1: all agents of the type).")
       .def("abort", &Scheduler::abort, py::arg("req_id"), "Drop a request, freeing its pages; False if unknown.")
       .def("flush_cache", &Scheduler::flush_cache, py::call_guard<py::gil_scoped_release>(),
-           "Evict every unlocked cached page; returns how many.")
+           "Evict every unlocked cached page of both tiers; returns how many.")
       .def("tokens", &scheduler_tokens, py::arg("req_id"), "Prompt plus output so far of a live request.")
       .def("has_request", &Scheduler::has_request, py::arg("req_id"), "Whether the request is live.")
+      .def("has_pending_transfers", &Scheduler::has_pending_transfers,
+           "Host-tier copies begun and not landed (steps must go on until they do, even with no request).")
       .def("stats", &Scheduler::stats, "Queue lengths, page counts and counters.")
       .def("check_integrity", &Scheduler::check_integrity, py::call_guard<py::gil_scoped_release>(),
            "Raise RuntimeError naming the first violated invariant (pages, locks, queues).");

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "pythia/kv_copy.h"
 #include "pythia/radix_tree.h"
 #include "pythia/scheduler.h"
 
@@ -70,6 +71,12 @@ auto step_plan_property(std::vector<T> StepPlan::*member, bool pairs = false) {
     return step_plan_view(self, plan.*member, py::dtype::of<T>(), pairs);
   };
 }
+
+/// copy_kv_pages over raw addresses (torch's data_ptr()): device_buffers are
+/// the 2 * num_layers layer-first buffers, host the page-first buffer. The GIL
+/// is released while bytes move.
+void kv_copy_pages(const std::vector<uintptr_t>& device_buffers, int64_t num_device_pages, uintptr_t host,
+                   int64_t num_host_pages, int64_t page_bytes, const Int32Array& pairs, bool to_host);
 
 /// A radix tree over page ids the caller manages (tests and benchmarks).
 class PrefixTree {

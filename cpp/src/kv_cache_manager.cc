@@ -21,13 +21,31 @@ void KVCacheManager::attach_prefix(Request& req) {
     throw std::logic_error("attach_prefix: request " + std::to_string(req.id) +
                            " already holds pages");
   }
-  MatchResult match = tree_.match_prefix(req.tokens.data(), req.cacheable_len(), req.tags);
+  host_chain_.clear();
+  host_chain_owner_ = req.id;
+  MatchResult match = tree_.match_prefix(req.tokens.data(), req.cacheable_len(), req.tags,
+                                         has_host_tier() ? &host_chain_ : nullptr);
   tree_.lock(match.last_node);
   req.pages = std::move(match.device_pages);
   req.num_shared_pages = static_cast<int32_t>(req.pages.size());
   req.last_node = match.last_node;
   req.num_computed = req.num_shared_pages * page_size_;
   req.num_cached = req.num_computed;
+  req.num_host_cached = 0;
+  // Pages another request is still loading: this one waits for them too.
+  req.load_step = 0;
+  for (const RadixNode* n = match.last_node; n != tree_.root(); n = n->parent) {
+    req.load_step = std::max(req.load_step, n->load_step);
+  }
+  req.cached_reported = false;
+  for (RadixNode* n = match.last_node; n != tree_.root(); n = n->parent) {
+    if (!n->prefetched) continue;
+    ++(n->load_step != 0 ? host_stats_.prefetch_late : host_stats_.prefetch_on_time);
+    n->prefetched = false;
+  }
+  if (has_host_tier() && write_policy_ == HostWritePolicy::kWriteThroughSelective) {
+    back_up_path(match.last_node);
+  }
 }
 
 bool KVCacheManager::grow(Request& req, int32_t num_positions) {
@@ -55,11 +73,20 @@ void KVCacheManager::cache_prefix(Request& req) {
   tree_.unlock(req.last_node);
   req.last_node = ins.last_node;
   req.num_shared_pages = ins.num_inserted;
+  if (has_host_tier()) {
+    // The tree's copy of a page this request computed may still be loading (another request's
+    // host hit): the request now reads the tree's, so it waits for that load too.
+    for (const RadixNode* n = ins.last_node; n != tree_.root(); n = n->parent) {
+      req.load_step = std::max(req.load_step, n->load_step);
+    }
+    back_up_path(ins.last_node);
+  }
 }
 
 void KVCacheManager::release(Request& req) {
   if (req.last_node == nullptr) return;
   cache_prefix(req);
+  if (prefetch_ && req.tags.job >= 0) job_context_[req.tags.job] = req.tokens;
   for (size_t i = req.num_shared_pages; i < req.pages.size(); ++i) {
     device_pool_.release(req.pages[i]);
   }
@@ -72,7 +99,7 @@ void KVCacheManager::release(Request& req) {
 
 std::vector<int32_t> KVCacheManager::evict(int32_t num_pages) {
   std::vector<int32_t> evicted;
-  tree_.evict(num_pages, evicted);
+  tree_.evict(num_pages, evicted, evict_hook_);
   for (int32_t page : evicted) device_pool_.release(page);
   num_evicted_pages_ += static_cast<int64_t>(evicted.size());
   return evicted;
@@ -129,6 +156,17 @@ void KVCacheManager::check_integrity(const std::vector<const Request*>& holders)
       count(device_owners, req->pages[i], "device");
     }
   }
+  // Each transfer in flight holds one lock on its path, and belongs to a step not yet completed.
+  size_t transfers = 0;
+  tree_.for_each_transfer([&](uint64_t step, const RadixNode* node) {
+    if (!async_steps_.count(step) && step != transfer_step_) {
+      throw std::logic_error("cache: a transfer of step " + std::to_string(step) +
+                             " is in flight, but that step is not");
+    }
+    for (const RadixNode* n = node; n != tree_.root(); n = n->parent) ++expected_locks[n];
+    ++transfers;
+  });
+  if (!has_host_tier() && transfers > 0) throw std::logic_error("cache: transfers without a host tier");
   tree_.check_integrity(expected_locks);
   device_pool_.check_integrity(device_owners);
   host_pool_.check_integrity(host_owners);

@@ -121,6 +121,8 @@ double PythiaEviction::priority(const RadixNode& node) const {
   return -next_use;
 }
 
+bool PythiaEviction::expects_reuse(const RadixNode& node) const { return priority(node) > -kBand / 2; }
+
 double KvflowEviction::priority(const RadixNode& node) const {
   const WorkflowTags& t = node.tags;
   int32_t steps = 1;

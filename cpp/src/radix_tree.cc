@@ -1,5 +1,7 @@
 #include "pythia/radix_tree.h"
 
+#include "radix_tree_internal.h"
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -32,9 +34,8 @@ void visit_below(Node& root, Fn&& fn) {
   }
 }
 
-[[noreturn]] void fail(const std::string& what) { throw std::logic_error("radix tree: " + what); }
-
-std::string node_name(const RadixNode* node) { return "node " + std::to_string(node->id); }
+using radix_detail::fail;
+using radix_detail::node_name;
 
 }  // namespace
 
@@ -255,6 +256,12 @@ RadixNode* RadixTree::split(RadixNode* node, int32_t k) {
   mid->tags = node->tags;
   mid->id = next_id_++;
   mid->num_device_children = node->on_device() ? 1 : 0;
+  mid->num_host_children = node->on_host() ? 1 : 0;
+  // Both halves are part of the same transfer; the lock it holds on `node` covers `mid` too.
+  mid->backup_step = node->backup_step;
+  mid->load_step = node->load_step;
+  mid->hit_count = node->hit_count;
+  mid->prefetched = node->prefetched;
   node->parent = mid.get();
 
   RadixNode* raw = mid.get();
@@ -265,7 +272,8 @@ RadixNode* RadixTree::split(RadixNode* node, int32_t k) {
   return raw;
 }
 
-MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n, const WorkflowTags& tags) {
+MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n, const WorkflowTags& tags,
+                                    std::vector<RadixNode*>* host_chain) {
   MatchResult result;
   const int32_t total = static_cast<int32_t>(n / page_size_);
   const uint64_t now = ++clock_;
@@ -279,6 +287,7 @@ MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n, const Workf
     const bool whole = k == child->num_pages();
     if (!whole) child = split(child, k);
     touch(child, now, tags);
+    ++child->hit_count;
     result.device_pages.insert(result.device_pages.end(), child->device_pages.begin(),
                                child->device_pages.end());
     node = child;
@@ -286,17 +295,26 @@ MatchResult RadixTree::match_prefix(const int32_t* tokens, size_t n, const Workf
     if (!whole) break;
   }
   result.last_node = node;
-  // Count what continues in host memory only; no split, the host tier is
-  // only reported here (loading it back is the offload controller's job).
-  const RadixNode* host_node = node;
+  // What continues in host memory only. Without `host_chain` it is only
+  // counted; with it, the nodes are collected for a load (KVCacheManager), the
+  // last one split where the match ends. A node whose load is in flight is
+  // on the device already and matched above.
+  RadixNode* host_node = node;
   int32_t host_pos = pos;
   while (host_pos < total) {
-    const RadixNode* child = find_child(host_node, query.at(host_pos));
+    RadixNode* child = find_child(host_node, query.at(host_pos));
     if (child == nullptr || child->on_device() || !child->on_host()) break;
     const int32_t k = common_pages(child, query, host_pos, total - host_pos);
+    const bool whole = k == child->num_pages();
+    if (host_chain != nullptr) {
+      if (!whole) child = split(child, k);
+      touch(child, now, tags);
+      ++child->hit_count;
+      host_chain->push_back(child);
+    }
     result.host_hit_pages += k;
     host_pos += k;
-    if (k < child->num_pages()) break;
+    if (!whole) break;
     host_node = child;
   }
   return result;
@@ -341,6 +359,7 @@ InsertResult RadixTree::insert(const int32_t* tokens, int32_t num_pages, const i
       RadixNode* leaf = new_node(node, rest, num_pages - pos);
       leaf->device_pages.assign(pages + pos, pages + num_pages);
       leaf->tags = tags;
+      leaf->hit_count = 1;  // as HiCache counts an insert, so that write-through backs it up
       evictable_pages_ += leaf->num_pages();
       ++node->num_device_children;
       refresh_evictable(node);
@@ -411,6 +430,7 @@ void RadixTree::unlock(RadixNode* node) {
 void RadixTree::delete_leaf(RadixNode* node) {
   if (!node->children.empty()) fail("cannot delete " + node_name(node) + ": it has children");
   RadixNode* parent = node->parent;
+  host_leaves_.erase(node);
   parent->children.erase(page_key(node->keys.data()));
   --num_nodes_;
 }
@@ -427,21 +447,27 @@ void RadixTree::remove_device_pages(RadixNode* node, std::vector<int32_t>& out) 
   refresh_evictable(parent);
 }
 
-int32_t RadixTree::evict(int32_t num_pages, std::vector<int32_t>& out) {
-  return ordered_eviction_ ? evict_in_order(num_pages, out) : evict_by_rescan(num_pages, out);
+int32_t RadixTree::evict(int32_t num_pages, std::vector<int32_t>& out, const EvictHook& before_remove,
+                         const EvictFilter& may_evict) {
+  return ordered_eviction_ ? evict_in_order(num_pages, out, before_remove, may_evict)
+                           : evict_by_rescan(num_pages, out, before_remove, may_evict);
 }
 
-int32_t RadixTree::evict_in_order(int32_t num_pages, std::vector<int32_t>& out) {
+int32_t RadixTree::evict_in_order(int32_t num_pages, std::vector<int32_t>& out,
+                                  const EvictHook& before_remove, const EvictFilter& may_evict) {
   int32_t removed = 0;
   while (removed < num_pages && !ranked_.empty()) {
     RadixNode* node = ranked_.begin()->second;
+    if (may_evict && !may_evict(*node)) break;
     removed += node->num_pages();
+    if (before_remove) before_remove(node);
     remove_device_pages(node, out);
   }
   return removed;
 }
 
-int32_t RadixTree::evict_by_rescan(int32_t num_pages, std::vector<int32_t>& out) {
+int32_t RadixTree::evict_by_rescan(int32_t num_pages, std::vector<int32_t>& out,
+                                   const EvictHook& before_remove, const EvictFilter& may_evict) {
   using Entry = std::pair<std::pair<double, uint64_t>, RadixNode*>;
   auto later = [](const Entry& a, const Entry& b) { return a.first > b.first; };
   std::vector<Entry> heap;
@@ -453,9 +479,11 @@ int32_t RadixTree::evict_by_rescan(int32_t num_pages, std::vector<int32_t>& out)
   while (removed < num_pages && !heap.empty()) {
     std::pop_heap(heap.begin(), heap.end(), later);
     RadixNode* node = heap.back().second;
+    if (may_evict && !may_evict(*node)) break;
     heap.pop_back();
     RadixNode* parent = node->parent;
     removed += node->num_pages();
+    if (before_remove) before_remove(node);
     remove_device_pages(node, out);
     if (evictable_.count(parent)) {
       heap.push_back({{policy_.priority(*parent), parent->id}, parent});
@@ -483,6 +511,9 @@ void RadixTree::clear(std::vector<int32_t>& device_out, std::vector<int32_t>& ho
     node->children.clear();
   }
   root_.num_device_children = 0;
+  root_.num_host_children = 0;
+  host_leaves_.clear();
+  transfers_.clear();
   evictable_.clear();
   ranked_.clear();
   evictable_pages_ = protected_pages_ = host_pages_ = num_nodes_ = 0;
@@ -510,7 +541,7 @@ void RadixTree::check_integrity(
   while (!stack.empty()) {
     const RadixNode* node = stack.back();
     stack.pop_back();
-    int32_t device_children = 0;
+    int32_t device_children = 0, host_children = 0;
     for (const auto& kv : node->children) {
       const RadixNode* child = kv.second.get();
       const std::string name = node_name(child);
@@ -532,8 +563,16 @@ void RadixTree::check_integrity(
       if (node != &root_ && child->on_device() && !node->on_device()) {
         fail(name + " is on the device below a parent that is not");
       }
-      if (node != &root_ && child->on_host() && !child->on_device() && !node->on_host()) {
-        fail(name + " is only on the host below a parent with no host copy");
+      if (node != &root_ && child->on_host() && !node->on_host()) {
+        fail(name + " has a host copy below a parent with none");
+      }
+      if (child->in_flight() && child->lock_count == 0) fail(name + " is in flight but not locked");
+      if (child->in_flight() && !(child->on_device() && child->on_host())) {
+        fail(name + " is in flight without both a device and a host copy");
+      }
+      if (host_leaves_.count(const_cast<RadixNode*>(child)) != (is_host_leaf(child) ? 1u : 0u)) {
+        fail(name + (is_host_leaf(child) ? " is a host leaf missing from the host-leaf set"
+                                         : " is in the host-leaf set but is not a host leaf"));
       }
       auto it = expected_locks.find(child);
       const int32_t want = it == expected_locks.end() ? 0 : it->second;
@@ -546,9 +585,16 @@ void RadixTree::check_integrity(
         ++device_children;
         (child->lock_count > 0 ? protected_ : evictable) += static_cast<int32_t>(pages);
       }
-      if (child->on_host()) host += static_cast<int32_t>(pages);
+      if (child->on_host()) {
+        host += static_cast<int32_t>(pages);
+        ++host_children;
+      }
       ++nodes;
       stack.push_back(child);
+    }
+    if (host_children != node->num_host_children) {
+      fail(node_name(node) + " counts " + std::to_string(node->num_host_children) +
+           " host children, has " + std::to_string(host_children));
     }
     if (device_children != node->num_device_children) {
       fail(node_name(node) + " counts " + std::to_string(node->num_device_children) +
@@ -583,6 +629,13 @@ void RadixTree::check_integrity(
          std::to_string(evictable) + " / " + std::to_string(protected_));
   }
   if (host != host_pages_) fail("host page counter is off");
+  if (host_leaves_.size() > static_cast<size_t>(nodes)) fail("host-leaf set holds nodes that are not in the tree");
+  for (const auto& t : transfers_) {
+    if (t.node->backup_step != t.step && t.node->load_step != t.step) {
+      fail("transfer of step " + std::to_string(t.step) + " names " + node_name(t.node) +
+           ", which is not in flight for it");
+    }
+  }
   if (nodes != num_nodes_) fail("node counter is off");
 }
 

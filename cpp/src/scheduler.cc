@@ -21,7 +21,15 @@ Scheduler::Scheduler(const SchedulerConfig& config)
              make_eviction_policy(config.eviction_policy, forecast_)),
       policy_(make_schedule_policy(config.schedule_policy, config)),
       new_token_ratio_(config.init_new_token_ratio),
-      reserve_by_prediction_(config.admission_policy == "pythia") {}
+      reserve_by_prediction_(config.admission_policy == "pythia") {
+  if (config_.num_host_pages > 0) {
+    const bool pythia_host = config_.host_policy == "pythia";
+    cache_.enable_host_tier(parse_host_write_policy(config_.host_write_policy),
+                            make_eviction_policy(pythia_host ? "pythia" : "lru", forecast_),
+                            /*offload_on_evict=*/pythia_host);
+    if (pythia_host && config_.host_prefetch_s > 0) cache_.enable_prefetch();
+  }
+}
 
 void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, int32_t max_new_tokens,
                             double arrival_time, const WorkflowTags& tags,
@@ -81,10 +89,13 @@ const StepPlan& Scheduler::schedule() {
   new_token_ratio_ = std::max(config_.min_new_token_ratio,
                               new_token_ratio_ - config_.new_token_ratio_decay);
   int32_t budget = config_.max_batch_tokens;
+  long_prefill_left_ = config_.max_long_prefill_tokens > 0 ? config_.max_long_prefill_tokens : budget;
   bool preempted = false;
   schedule_running(budget, preempted);
   // As vLLM does: a step that had to preempt admits nobody new.
   if (!preempted) admit_waiting(budget);
+  // After admission, so that the calls that are here get the free pages first.
+  if (config_.num_host_pages > 0 && config_.host_prefetch_s > 0) cache_.prefetch(forecast_, config_.host_prefetch_s);
   finish_plan();
   plan_pending_ = true;
   return *plan_;
@@ -97,11 +108,12 @@ void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
   for (const bool decode_pass : {true, false}) {
     snapshot = running_;  // preemption edits running_ while we walk it
     for (Request* req : snapshot) {
-      if (req->state != RequestState::kRunning || done(req)) continue;
+      if (req->state != RequestState::kRunning || done(req) || !cache_.ready(*req)) continue;
       const int32_t remaining = req->seq_len() - req->num_computed;
       if ((remaining == 1) != decode_pass) continue;
       if (budget <= 0) return;
-      const int32_t n = std::min(remaining, budget);
+      const int32_t n = decode_pass ? 1 : isolate_long(*req, std::min(remaining, budget));
+      if (n == 0) continue;
       while (!cache_.grow(*req, req->num_computed + n)) {
         // Preempt the highest-ranked request not yet in this step's batch.
         Request* victim = nullptr;
@@ -117,7 +129,7 @@ void Scheduler::schedule_running(int32_t& budget, bool& preempted) {
         if (victim == req) break;
       }
       if (req->state != RequestState::kRunning) continue;
-      add_to_plan(*req, n, 0);
+      add_to_plan(*req, n);
       budget -= n;
     }
   }
@@ -132,7 +144,10 @@ void Scheduler::admit_waiting(int32_t& budget, bool gate) {
 
   size_t num_admitted = 0, num_held = 0;
   int64_t live_context = -1;  // tokens of live jobs' contexts, computed when a new job asks
-  const int64_t pool_tokens = static_cast<int64_t>(config_.num_device_pages) * config_.page_size;
+  // With a host tier, a live job's context parked in host memory comes back by a copy, not a
+  // re-prefill: the working set that must fit is the two tiers'.
+  const int64_t pool_tokens =
+      static_cast<int64_t>(config_.num_device_pages + config_.num_host_pages) * config_.page_size;
   for (Request* req : order) {
     if (static_cast<int32_t>(running_.size()) >= config_.max_running_requests || budget <= 0) break;
     if (gate && reserve_by_prediction_ && unstarted_opener(*req) &&
@@ -149,16 +164,30 @@ void Scheduler::admit_waiting(int32_t& budget, bool gate) {
       }
       live_context += req->prompt_len;
     }
+    if (config_.max_long_prefill_tokens > 0 && req->prompt_len >= config_.long_context_tokens &&
+        long_prefill_left_ <= 0) {
+      continue;  // long-context isolation: this step's share for long prompts is spent
+    }
     cache_.attach_prefix(*req);
     // With nothing running, admit whatever fits without the output reserve:
     // waiting for memory that can only come from running requests would stall.
     const int32_t need = running_.empty()
                              ? cache_.pages_for(req->seq_len()) - static_cast<int32_t>(req->pages.size())
                              : future_pages(*req);
-    const int32_t n = std::min(req->seq_len() - req->num_computed, budget);
-    if (need + reserved > cache_.available_pages() || !cache_.grow(*req, req->num_computed + n)) {
+    if (need + reserved > cache_.available_pages()) {
       cache_.release(*req);
       break;  // Head-of-line: later requests wait too, as in FCFS engines.
+    }
+    // A prefix continued in host memory is loaded instead of recomputed: the same pages.
+    cache_.load_host_prefix(*req);
+    const int32_t n = isolate_long(*req, std::min(req->seq_len() - req->num_computed, budget));
+    if (n == 0) {  // a long prompt past this step's long-prefill cap: shorter ones go ahead
+      cache_.release(*req);
+      continue;
+    }
+    if (!cache_.grow(*req, req->num_computed + n)) {
+      cache_.release(*req);
+      break;
     }
     reserved += future_pages(*req);
     req->state = RequestState::kRunning;
@@ -166,7 +195,8 @@ void Scheduler::admit_waiting(int32_t& budget, bool gate) {
     ++num_admitted;
     prompt_tokens_ += req->prompt_len;
     cached_prompt_tokens_ += std::min(req->num_cached, req->prompt_len);
-    add_to_plan(*req, n, req->num_cached);
+    if (!cache_.ready(*req)) continue;  // batched once its pages have landed
+    add_to_plan(*req, n);
     budget -= n;
   }
   if (num_admitted > 0) {
@@ -191,13 +221,28 @@ std::unordered_set<int32_t> Scheduler::queued_new_jobs() const {
   return jobs;
 }
 
-void Scheduler::add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens) {
+int32_t Scheduler::isolate_long(const Request& req, int32_t n) {
+  if (config_.max_long_prefill_tokens == 0 || req.prompt_len < config_.long_context_tokens ||
+      req.seq_len() - req.num_computed <= 1) {
+    return n;
+  }
+  n = std::min(n, long_prefill_left_);
+  long_prefill_left_ -= n;
+  return n;
+}
+
+void Scheduler::add_to_plan(Request& req, int32_t num_tokens) {
+  // The admission's cache hit is reported with the request's first batch after it.
+  const int32_t cached_tokens = req.cached_reported ? 0 : req.num_cached;
+  const int32_t host_cached_tokens = req.cached_reported ? 0 : req.num_host_cached;
+  req.cached_reported = true;
   req.scheduled_step = step_;
   plan_reqs_.push_back(&req);
   plan_->req_ids.push_back(req.id);
   plan_->start_pos.push_back(req.num_computed);
   plan_->num_tokens.push_back(num_tokens);
   plan_->cached_tokens.push_back(cached_tokens);
+  plan_->host_cached_tokens.push_back(host_cached_tokens);
   plan_->samples.push_back(req.num_computed + num_tokens == req.seq_len() ? 1 : 0);
 }
 
@@ -212,6 +257,7 @@ void Scheduler::finish_plan() {
     const auto first = req.tokens.begin() + plan_->start_pos[i];
     plan_->input_ids.insert(plan_->input_ids.end(), first, first + plan_->num_tokens[i]);
   }
+  cache_.take_transfers(*plan_);
 }
 
 void Scheduler::preempt(Request& victim) {
@@ -235,7 +281,7 @@ std::vector<int64_t> Scheduler::update(const int64_t* req_ids, const int32_t* to
                                        const std::vector<uint64_t>& transfers_done) {
   if (!plan_pending_) throw std::logic_error("update: no plan is pending");
   for (uint64_t step : transfers_done) {
-    if (!transfers_in_flight_.count(step)) {
+    if (!cache_.transfers_pending(step)) {
       throw std::invalid_argument("update: step " + std::to_string(step) +
                                   " has no page transfers in flight");
     }
@@ -276,7 +322,7 @@ std::vector<int64_t> Scheduler::update(const int64_t* req_ids, const int32_t* to
       cache_.cache_prefix(req);
     }
   }
-  for (uint64_t step : transfers_done) transfers_in_flight_.erase(step);
+  for (uint64_t step : transfers_done) cache_.complete_transfers(step);
   plan_pending_ = false;
   for (int64_t id : deferred_aborts_) {
     if (requests_.count(id)) drop(id);
@@ -348,6 +394,7 @@ int32_t Scheduler::forget_job(int32_t job) {
     }
   }
   forecast_.forget_job(job);
+  cache_.forget_job(job);
   job_work_.erase(job);
   job_service_.erase(job);
   job_first_seq_.erase(job);
@@ -355,7 +402,8 @@ int32_t Scheduler::forget_job(int32_t job) {
 }
 
 int32_t Scheduler::flush_cache() {
-  return static_cast<int32_t>(cache_.evict(cache_.tree().evictable_pages()).size());
+  const int32_t device = static_cast<int32_t>(cache_.evict(cache_.tree().evictable_pages()).size());
+  return device + cache_.flush_host();
 }
 
 const std::vector<int32_t>& Scheduler::tokens(int64_t id) const {
@@ -372,6 +420,9 @@ ForecastNeeds Scheduler::forecast_needs() const {
     // The working-set gate weighs live jobs' contexts, which job forecasts carry.
     if (config_.max_job_hold_s > 0) needs.job_forecasts = true;
   }
+  if (config_.num_host_pages > 0 && config_.host_policy == "pythia") {
+    needs.job_forecasts = needs.agent_forecasts = true;
+  }
   return needs;
 }
 
@@ -387,6 +438,9 @@ SchedulerStats Scheduler::stats() const {
   s.num_evicted_pages = cache_.num_evicted_pages();
   s.prompt_tokens = prompt_tokens_;
   s.cached_prompt_tokens = cached_prompt_tokens_;
+  s.host = cache_.host_stats();
+  s.free_host_pages = cache_.host_pool().num_free();
+  s.transfers_in_flight = static_cast<int32_t>(cache_.tree().num_transfers());
   s.new_token_ratio = new_token_ratio_;
   return s;
 }

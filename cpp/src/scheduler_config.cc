@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "pythia/eviction_policy.h"
+#include "pythia/kv_cache_manager.h"
 #include "pythia/schedule_policy.h"
 
 namespace pythia {
@@ -26,6 +27,7 @@ void require_known(const std::string& field, const std::string& name,
 }  // namespace
 
 std::vector<std::string> admission_policy_names() { return {"ratio", "pythia"}; }
+std::vector<std::string> host_policy_names() { return {"lru", "pythia"}; }
 
 void SchedulerConfig::validate() const {
   require(page_size > 0, "page_size must be positive");
@@ -42,9 +44,14 @@ void SchedulerConfig::validate() const {
   require(aging_tokens_per_step >= 0, "aging_tokens_per_step must be >= 0");
   require(unblock_bonus_tokens >= 0, "unblock_bonus_tokens must be >= 0");
   require(future_work_weight >= 0, "future_work_weight must be >= 0");
+  require(long_context_tokens > 0, "long_context_tokens must be positive");
+  require(host_prefetch_s >= 0, "host_prefetch_s must be >= 0");
+  require(max_long_prefill_tokens >= 0, "max_long_prefill_tokens must be >= 0");
   require_known("schedule_policy", schedule_policy, schedule_policy_names());
   require_known("eviction_policy", eviction_policy, eviction_policy_names());
   require_known("admission_policy", admission_policy, admission_policy_names());
+  require_known("host_write_policy", host_write_policy, host_write_policy_names());
+  require_known("host_policy", host_policy, host_policy_names());
 }
 
 }  // namespace pythia

@@ -73,6 +73,8 @@ class ResultBuilder:
             "prompt_tokens": out.prompt_tokens,
             "completion_tokens": out.completion_tokens,
             "cached_tokens": out.cached_tokens,
+            "cached_tokens_details": {"device": out.cached_tokens - out.host_cached_tokens,
+                                      "host": out.host_cached_tokens},
             "e2e_latency": time.perf_counter() - self.start,
         }
         if self.req.workflow.type or self.req.workflow.id or self.req.workflow.agent:

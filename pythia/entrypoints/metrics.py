@@ -27,6 +27,13 @@ class Metrics:
         self.running = Gauge("pythia_num_running_requests", "Requests running", registry=r)
         self.free_pages = Gauge("pythia_free_kv_pages", "Free device KV pages", registry=r)
         self.cached_pages = Gauge("pythia_cached_kv_pages", "Device KV pages held by the prefix cache", registry=r)
+        self.host_cached_tokens = Counter("pythia_host_cache_hit_tokens",
+                                          "Prompt tokens loaded from the host KV tier", registry=r)
+        self.host_pages = Gauge("pythia_host_kv_pages", "Host KV pages by state", ["state"], registry=r)
+        self.host_bytes = Gauge("pythia_host_transfer_bytes", "Bytes copied between the KV tiers since start",
+                                ["direction"], registry=r)
+        self.prefetches = Gauge("pythia_host_prefetches", "Contexts loaded ahead of a predicted call, by outcome",
+                                ["outcome"], registry=r)
         self.ttft = Histogram("pythia_time_to_first_token_seconds", "Time to first token", buckets=LATENCY_BUCKETS,
                               registry=r)
         self.tpot = Histogram("pythia_time_per_output_token_seconds", "Time per output token after the first",
@@ -41,6 +48,7 @@ class Metrics:
         self.prompt_tokens.inc(out.prompt_tokens)
         self.generation_tokens.inc(out.completion_tokens)
         self.cached_tokens.inc(out.cached_tokens)
+        self.host_cached_tokens.inc(out.host_cached_tokens)
         reason = (out.finish_reason or {}).get("type", "unknown")
         self.requests.labels(finish_reason=reason).inc()
         self.e2e.observe(now - result.start)
@@ -56,4 +64,11 @@ class Metrics:
         self.running.set(stats.get("num_running", 0))
         self.free_pages.set(stats.get("free_pages", 0))
         self.cached_pages.set(stats.get("evictable_pages", 0) + stats.get("protected_pages", 0))
+        if "num_host_pages" in stats:
+            self.host_pages.labels(state="cached").set(stats["cached_host_pages"])
+            self.host_pages.labels(state="free").set(stats["free_host_pages"])
+            self.host_bytes.labels(direction="device_to_host").set(stats["host_bytes_offloaded"])
+            self.host_bytes.labels(direction="host_to_device").set(stats["host_bytes_loaded"])
+            for outcome in ("on_time", "late", "unused"):
+                self.prefetches.labels(outcome=outcome).set(stats[f"prefetch_{outcome}"])
         return generate_latest(self.registry)

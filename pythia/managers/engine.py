@@ -18,7 +18,10 @@ from pythia import _core
 from pythia.managers.io_struct import GenerateOutput, GenerateRequest
 from pythia.managers.request_state import RequestState
 from pythia.managers.request_validation import RequestLimits, validate_request
+from pythia.kernels.kv_transfer import KVTransfer
 from pythia.managers.step_log import StepLog
+from pythia.mem_cache.host_pool import HostKVPool
+from pythia.mem_cache.offload_controller import OffloadController
 from pythia.model_executor.grammar import GrammarBackend
 from pythia.model_executor.model_runner import ModelRunner
 from pythia.model_executor.sampler import SampleRow
@@ -48,15 +51,32 @@ def load_tokenizer(path: Path) -> Any:
 class Engine:
     def __init__(self, args: ServerArgs) -> None:
         self.args = args
-        self.init_core()
+        args.scheduler_config()  # a bad flag fails here, before the model loads
+        self.num_pages = args.max_total_tokens // args.page_size
+        self.max_total_tokens = self.num_pages * args.page_size
         self.init_model()
+        self.init_core()
+        self.init_host_tier()
         self.init_state()
 
     def init_core(self) -> None:
-        config = self.args.scheduler_config()
+        pool = self.runner.pool
+        # --hicache-size is in GB: its pages follow from the model's KV bytes per token.
+        config = self.args.scheduler_config(pool.bytes // (pool.num_pages * pool.page_size))
         self.core = _core.Scheduler(config)
-        self.num_pages = config.num_device_pages
-        self.max_total_tokens = config.num_device_pages * config.page_size
+        self.num_host_pages = config.num_host_pages
+
+    def init_host_tier(self) -> None:
+        """The host KV pool and the copies into and out of it, when the core has a host tier."""
+        self.offload: OffloadController | None = None
+        if not self.num_host_pages:
+            return
+        pool = self.runner.pool
+        host = HostKVPool(pool, self.num_host_pages)
+        self.offload = OffloadController(KVTransfer(pool, host, self.args.hicache_io_backend))
+        logger.info("host KV tier: %d pages (%.2f GB), write policy %s, policy %s, io backend %s",
+                    host.num_pages, host.bytes / 2**30, self.args.hicache_write_policy, self.args.hicache_policy,
+                    self.args.hicache_io_backend)
 
     def init_model(self) -> None:
         self.model_path = resolve_model_path(self.args)
@@ -151,7 +171,11 @@ class Engine:
         return state.take_output(finished=True)
 
     def has_work(self) -> bool:
-        return bool(self.requests)
+        return bool(self.requests) or self._transfers_in_flight()
+
+    def _transfers_in_flight(self) -> bool:
+        # Copies the core has decided (the last finished request's backups) or the GPU has not finished.
+        return self.offload is not None and (bool(self.offload.in_flight) or self.core.has_pending_transfers())
 
     # ---------------------------------------------------------------- step
 
@@ -163,12 +187,16 @@ class Engine:
         self.tracker.sweep(now)
         plan = self.core.schedule()
         num = len(plan)
-        self.last_step_ran = num > 0
+        # Page copies first: a load's request runs in a later step, an offload's pages may be
+        # overwritten by this one's forward pass.
+        transfers_done = self.offload.run(plan) if self.offload is not None else []
+        self.last_step_ran = num > 0 or bool(transfers_done) or self._transfers_in_flight()
         if num == 0:
-            # Work is queued but none could start (a guard: the working-set gate never holds
-            # everything, since with nothing running held jobs go ahead): close the empty step.
+            # Work is queued but none could start (waiting for a load, or a guard: the working-set
+            # gate never holds everything, since with nothing running held jobs go ahead): close
+            # the empty step.
             empty = np.zeros(0, dtype=np.int32)
-            self.core.update(plan.req_ids, empty, np.zeros(0, dtype=bool))
+            self.core.update(plan.req_ids, empty, np.zeros(0, dtype=bool), transfers_done)
             return []
         states = [self.requests[int(c)] for c in plan.req_ids]
         tokens = np.zeros(num, dtype=np.int32)
@@ -183,7 +211,7 @@ class Engine:
             failed = self._sample_step(plan, states, logits, logit_start, tokens, finished)
         for i in failed:
             finished[i] = _core.STEP_FAILED
-        self.core.update(plan.req_ids, tokens, finished)
+        self.core.update(plan.req_ids, tokens, finished, transfers_done)
         if self.step_log is not None:
             self.step_log.write(plan, now, time.perf_counter() - started)
         outputs = []
@@ -204,9 +232,11 @@ class Engine:
         extra_rows: dict[int, np.ndarray] = {}
         # Each property read builds a numpy view through the bindings: once per step, not per entry.
         cached, start_pos, num_tokens = plan.cached_tokens, plan.start_pos, plan.num_tokens
+        host_cached = plan.host_cached_tokens
         for i, st in enumerate(states):
             if st.cached_tokens < 0:
                 st.cached_tokens = int(cached[i])
+                st.host_cached_tokens = int(host_cached[i])
             rows = self._input_logprob_rows(st, int(start_pos[i]), int(num_tokens[i]))
             if rows is not None:
                 extra_rows[i] = rows
@@ -331,7 +361,12 @@ class Engine:
         return self.core.flush_cache()
 
     def stats(self) -> dict[str, Any]:
-        return {**_fields(self.core.stats()), **self.counters, **self.tracker.stats(),
+        host = {}
+        if self.offload is not None:
+            c = self.offload.counters
+            host = {"num_host_pages": self.num_host_pages, "host_pool_bytes": self.offload.transfer.host.bytes,
+                    "host_bytes_offloaded": c.bytes_offloaded, "host_bytes_loaded": c.bytes_loaded}
+        return {**_fields(self.core.stats()), **self.counters, **self.tracker.stats(), **host,
                 "max_total_tokens": self.max_total_tokens, "page_size": self.args.page_size,
                 "num_pages": self.num_pages}
 

@@ -60,6 +60,7 @@ class GenerateOutput:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    host_cached_tokens: int = 0  # of cached_tokens, loaded from the host tier
     # Each logprob entry: (logprob, token_id); top entries: list of those per position.
     input_token_logprobs: list[tuple[float | None, int]] = field(default_factory=list)
     input_top_logprobs: list[list[tuple[float, int]] | None] = field(default_factory=list)

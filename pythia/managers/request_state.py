@@ -21,6 +21,7 @@ class RequestState:
     text: str = ""  # detokenized output, stop string trimmed once finished
     finish_reason: dict[str, Any] | None = None
     cached_tokens: int = -1  # -1 until first admitted
+    host_cached_tokens: int = 0  # of cached_tokens, loaded from the host tier
     arrival_s: float = 0.0  # on the engine's clock
     generator: torch.Generator | None = None
     grammar: Any = None  # xgrammar.GrammarMatcher when the request is constrained
@@ -123,6 +124,7 @@ class RequestState:
             prompt_tokens=self.prompt_len,
             completion_tokens=len(self.output_ids),
             cached_tokens=max(self.cached_tokens, 0),
+            host_cached_tokens=self.host_cached_tokens,
             input_token_logprobs=self.input_logprobs,
             input_top_logprobs=self.input_top,
             output_token_logprobs=self.output_logprobs,

@@ -21,7 +21,7 @@ import heapq
 import itertools
 import shlex
 
-from benchmarks.harness.configs import CLAIRVOYANT, server_flags
+from benchmarks.harness.configs import CLAIRVOYANT, host_tier_flags, server_flags
 from benchmarks.harness.prompts import PromptBuilder
 from benchmarks.harness.replay import CallRecord, JobRecord
 from benchmarks.workloads.model import Call, Job, Workload, tokens_for
@@ -137,7 +137,7 @@ class SimReplay:
             self.outputs[job.id][call.id] = req.output_ids
         self.calls.append(CallRecord(job.id, call.id, call.agent, self.ready_s.pop((job.id, call.id)),
                                      req.first_token_s, req.finished_s, req.prompt_len, req.produced,
-                                     req.cached_tokens))
+                                     req.cached_tokens, req.host_cached_tokens))
         self.finish_s[job.id].append(req.finished_s)
         for nxt in self.dependents.pop((job.id, call.id), []):
             key = (job.id, nxt.id)
@@ -158,7 +158,8 @@ def sim_server_args(config: str, extra: str) -> ServerArgs:
     server's own flag parser."""
     parser = argparse.ArgumentParser(prog=f"config {config!r} with server args {extra!r}", add_help=False)
     ServerArgs.add_cli_args(parser)
-    args = ServerArgs.from_cli_args(parser.parse_args(server_flags(config, clairvoyant=True) + shlex.split(extra)))
+    flags = server_flags(config, clairvoyant=True) + host_tier_flags(config, shlex.split(extra))
+    args = ServerArgs.from_cli_args(parser.parse_args(flags))
     args.validate()
     return args
 

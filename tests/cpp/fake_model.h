@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -21,8 +23,25 @@ class FakeModel {
   static constexpr int32_t kVocab = 50;
   static constexpr int32_t kEos = 7;
 
-  FakeModel(int32_t page_size, int32_t num_pages)
-      : page_size_(page_size), kv_(static_cast<size_t>(page_size) * num_pages, -1) {}
+  /// With host pages, the plan's page copies are executed too: offloads at
+  /// once, backups and loads only when they are completed (see step()), so a
+  /// request batched before its load landed, or a device page reused before
+  /// its backup was taken, reads a wrong KV.
+  FakeModel(int32_t page_size, int32_t num_pages, int32_t num_host_pages = 0)
+      : page_size_(page_size),
+        kv_(static_cast<size_t>(page_size) * num_pages, -1),
+        host_kv_(static_cast<size_t>(page_size) * num_host_pages, -1) {}
+
+  /// Decides which asynchronous transfers complete in a step: called with the
+  /// steps in flight (oldest first), returns those to complete now. Default:
+  /// all of them, at once.
+  using CompletionOrder = std::function<std::vector<uint64_t>(const std::vector<uint64_t>&)>;
+  void set_completion_order(CompletionOrder order) { completion_order_ = std::move(order); }
+  /// Steps whose transfers this model has not completed yet.
+  size_t transfers_in_flight() const { return in_flight_.size(); }
+  /// Host -> device and device -> host pages copied so far.
+  int64_t pages_loaded() const { return pages_loaded_; }
+  int64_t pages_offloaded() const { return pages_offloaded_; }
 
   /// The token the model emits after `seq`: a hash of the whole sequence.
   static int32_t next_token(const std::vector<int32_t>& seq) {
@@ -47,6 +66,10 @@ class FakeModel {
   /// Runs one plan and reports it; returns the ids finished in the step.
   std::vector<int64_t> step(Scheduler& sched, bool stop_at_eos = true) {
     const StepPlan& plan = sched.schedule();
+    copy_pages(plan.offload_pages, kv_, host_kv_);
+    pages_offloaded_ += static_cast<int64_t>(plan.offload_pages.size() / 2);
+    if (plan.has_async_transfers()) in_flight_.push_back({plan.step, plan.backup_pages, plan.load_pages});
+
     std::vector<int32_t> tokens(plan.size(), 0);
     std::vector<uint8_t> finished(plan.size(), 0);
     size_t input_at = 0;
@@ -74,8 +97,23 @@ class FakeModel {
       }
     }
     EXPECT_EQ(input_at, plan.input_ids.size());
+    // Asynchronous transfers land after this step's forward pass (as late as the core allows): a
+    // request batched before its load, or a backup source reused early, reads or saves a wrong KV.
+    std::vector<uint64_t> steps;
+    for (const auto& t : in_flight_) steps.push_back(t.step);
+    const std::vector<uint64_t> done_steps =
+        completion_order_ ? completion_order_(steps) : steps;
+    for (uint64_t done : done_steps) {
+      auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [done](const Pending& t) { return t.step == done; });
+      EXPECT_NE(it, in_flight_.end()) << "completion order named step " << done;
+      if (it == in_flight_.end()) continue;
+      copy_pages(it->backups, kv_, host_kv_);
+      copy_pages(it->loads, host_kv_, kv_);
+      pages_loaded_ += static_cast<int64_t>(it->loads.size() / 2);
+      in_flight_.erase(it);
+    }
     last_plan_ = plan;
-    return sched.update(plan.req_ids.data(), tokens.data(), finished.data(), plan.size());
+    return sched.update(plan.req_ids.data(), tokens.data(), finished.data(), plan.size(), done_steps);
   }
 
   const StepPlan& last_plan() const { return last_plan_; }
@@ -91,9 +129,24 @@ class FakeModel {
     return static_cast<size_t>(pages[pos / page_size_]) * page_size_ + pos % page_size_;
   }
   static int64_t encode(int32_t token, int32_t pos) { return static_cast<int64_t>(pos) * 100003 + token; }
+  /// Copies whole pages for (source, destination) pairs.
+  void copy_pages(const std::vector<int32_t>& pairs, const std::vector<int64_t>& from, std::vector<int64_t>& to) {
+    for (size_t i = 0; i + 1 < pairs.size(); i += 2) {
+      std::copy_n(from.begin() + static_cast<size_t>(pairs[i]) * page_size_, page_size_,
+                  to.begin() + static_cast<size_t>(pairs[i + 1]) * page_size_);
+    }
+  }
+  struct Pending {
+    uint64_t step;
+    std::vector<int32_t> backups, loads;
+  };
 
   int32_t page_size_;
   std::vector<int64_t> kv_;
+  std::vector<int64_t> host_kv_;
+  std::vector<Pending> in_flight_;
+  CompletionOrder completion_order_;
+  int64_t pages_loaded_ = 0, pages_offloaded_ = 0;
   StepPlan last_plan_;
   std::unordered_map<int64_t, std::vector<int32_t>> last_seq_;
 };

@@ -2,6 +2,7 @@
 // integrity check after every one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -167,8 +168,8 @@ TEST(Randomized, RadixTreeAgreesWithAReferenceCache) {
 }
 
 TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
-  int64_t preemptions = 0, evictions = 0, cache_hits = 0;
-  for (int seed = 0; seed < 40; ++seed) {
+  int64_t preemptions = 0, evictions = 0, cache_hits = 0, host_hits = 0, offloads = 0, backups = 0, prefetched = 0;
+  for (int seed = 0; seed < 60; ++seed) {
     std::mt19937 rng(seed);
     auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
     SchedulerConfig c;
@@ -183,10 +184,24 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
     c.init_new_token_ratio = pick(0, 10) / 10.0;
     c.min_new_token_ratio = c.init_new_token_ratio * pick(0, 10) / 10.0;
     c.new_token_ratio_decay = 0.01;
+    if (seed % 2 == 1) {  // a host tier, its transfers completing late and out of order
+      c.num_host_pages = pick(0, 3 * c.num_device_pages);
+      c.host_write_policy = host_write_policy_names()[pick(0, 2)];
+      c.host_policy = pick(0, 1) ? "pythia" : "lru";
+    }
+    SCOPED_TRACE("host pages " + std::to_string(c.num_host_pages) + " " + c.host_write_policy + "/" + c.host_policy);
     SCOPED_TRACE("seed " + std::to_string(seed) + " page_size " + std::to_string(c.page_size) +
                  " pages " + std::to_string(c.num_device_pages) + " policy " + c.schedule_policy + "/" + c.eviction_policy + "/" + c.admission_policy);
     Scheduler sched(c);
-    testing::FakeModel model(c.page_size, c.num_device_pages);
+    testing::FakeModel model(c.page_size, c.num_device_pages, c.num_host_pages);
+    model.set_completion_order([&](const std::vector<uint64_t>& in_flight) {
+      std::vector<uint64_t> done;
+      for (uint64_t step : in_flight) {
+        if (pick(0, 2) == 0) done.push_back(step);
+      }
+      std::shuffle(done.begin(), done.end(), rng);
+      return done;
+    });
     for (int32_t job = 0; job < 5; job += 2) sched.set_job_work(job, pick(0, 500), pick(0, 1));  // some jobs predicted
     // Forecasts that change as the run goes, some jobs dead, some pinned.
     auto forecast_job = [&](int32_t job) {
@@ -254,16 +269,32 @@ TEST(Randomized, SchedulerOutputsMatchRunningEachRequestAlone) {
     preemptions += sched.stats().num_preemptions;
     evictions += sched.stats().num_evicted_pages;
     cache_hits += sched.stats().cached_prompt_tokens;
+    host_hits += sched.stats().host.host_hit_tokens;
+    offloads += sched.stats().host.pages_offloaded;
+    backups += sched.stats().host.pages_backed_up;
+    prefetched += sched.stats().host.prefetched_pages;
+    // Backups may still be in flight with nothing left to run: they land, then everything is freed.
+    for (int i = 0; i < 1000 && sched.stats().transfers_in_flight > 0; ++i) {
+      model.step(sched);
+      ASSERT_NO_THROW(sched.check_integrity());
+    }
     sched.flush_cache();
     EXPECT_EQ(sched.stats().free_pages, c.num_device_pages) << "pages leaked";
+    EXPECT_EQ(sched.stats().free_host_pages, c.num_host_pages) << "host pages leaked";
   }
   // The scenarios must have exercised the paths they are meant to check.
   EXPECT_GT(preemptions, 0);
   EXPECT_GT(evictions, 0);
   EXPECT_GT(cache_hits, 0);
-  std::printf("randomized scheduler: %lld preemptions, %lld evicted pages, %lld cached prompt tokens\n",
+  EXPECT_GT(host_hits, 0);
+  EXPECT_GT(offloads, 0);
+  EXPECT_GT(backups, 0);
+  EXPECT_GT(prefetched, 0);
+  std::printf("randomized scheduler: %lld preemptions, %lld evicted pages, %lld cached prompt tokens "
+              "(%lld from host), %lld pages offloaded, %lld backed up\n",
               static_cast<long long>(preemptions), static_cast<long long>(evictions),
-              static_cast<long long>(cache_hits));
+              static_cast<long long>(cache_hits), static_cast<long long>(host_hits),
+              static_cast<long long>(offloads), static_cast<long long>(backups));
 }
 
 }  // namespace

@@ -69,6 +69,26 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<FakeModel> model;
 };
 
+TEST_F(SchedulerTest, LongContextIsolationCapsLongPrefillsPerStepAndLetsShortCallsThrough) {
+  SchedulerConfig c = make_config(4, 128, 64);
+  c.long_context_tokens = 40;
+  c.max_long_prefill_tokens = 16;
+  init(c);
+  sched->add_request(1, iota_tokens(0, 100), 1, 0.0, {});  // long: 16 tokens a step
+  sched->add_request(2, iota_tokens(200, 60), 1, 0.0, {});  // long too: waits for the share
+  sched->add_request(3, iota_tokens(300, 20), 1, 0.0, {});  // short: goes ahead in the same step
+  step();
+  const StepPlan& p = model->last_plan();
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p.req_ids[0], 1);
+  EXPECT_EQ(p.num_tokens[0], 16);
+  EXPECT_EQ(p.req_ids[1], 3);
+  EXPECT_EQ(p.num_tokens[1], 20);
+  step();
+  EXPECT_EQ(model->last_plan().num_tokens[0], 16) << "the long prefill keeps its per-step share";
+  run_to_completion();
+}
+
 TEST_F(SchedulerTest, ChunkedPrefillSpansStepsThenDecodes) {
   init(make_config(4, 64, 8));
   const auto prompt = iota_tokens(0, 30);

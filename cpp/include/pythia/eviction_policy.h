@@ -25,6 +25,9 @@ class EvictionPolicy {
   virtual bool static_priority() const { return false; }
   /// \brief The predictions this policy reads (none for LRU).
   virtual ForecastNeeds reads() const { return {}; }
+  /// \brief False when the node is predicted never to be used again (the
+  /// host tier's `pythia` policy then drops it instead of copying it to host).
+  virtual bool expects_reuse(const RadixNode&) const { return true; }
 };
 
 /// \brief Least recently used: evicts the node matched or inserted longest ago.
@@ -62,6 +65,8 @@ class PythiaEviction final : public ForecastEviction {
   explicit PythiaEviction(const WorkflowForecast& forecast) : ForecastEviction(forecast) {}
   const char* name() const override { return "pythia"; }
   double priority(const RadixNode& node) const override;
+  /// Dead context, or no call predicted ever again.
+  bool expects_reuse(const RadixNode& node) const override;
 };
 
 /// \brief KVFlow: steps-to-execution from the agent step graph. A node whose

@@ -37,6 +37,21 @@ struct RadixNode {
   /// the device) only when this is zero, so device residency stays
   /// prefix-closed even once children live only on the host.
   int32_t num_device_children = 0;
+  /// Children that hold a host copy: a node is a host leaf (its host copy may
+  /// be dropped) only when this is zero, so host residency is prefix-closed
+  /// too: every node with a host copy has a parent with one, or the root.
+  int32_t num_host_children = 0;
+  /// Step (StepPlan::step) of an asynchronous transfer in flight: a backup of
+  /// the device pages to host (the host copy is not readable yet), or a load
+  /// of the host copy into the device pages (they are not readable yet, and
+  /// requests using them wait). 0: none. A node in flight is locked by it.
+  uint64_t backup_step = 0;
+  uint64_t load_step = 0;
+  /// Matches through this node (HiCache's write_through_selective backs a
+  /// node up once it has been hit this often).
+  int32_t hit_count = 0;
+  /// Loaded back from host ahead of its job's predicted next call, and not used since.
+  bool prefetched = false;
   /// Logical time of the last match or insert through this node.
   uint64_t last_access = 0;
   /// Wall-clock time (seconds, the tree's clock) of that last use.
@@ -53,6 +68,7 @@ struct RadixNode {
   int32_t num_pages() const { return static_cast<int32_t>(device_pages.empty() ? host_pages.size() : device_pages.size()); }
   bool on_device() const { return !device_pages.empty(); }
   bool on_host() const { return !host_pages.empty(); }
+  bool in_flight() const { return backup_step != 0 || load_step != 0; }
 };
 
 }  // namespace pythia

@@ -64,7 +64,11 @@ class RadixTree {
   /// node when the match ends inside it, so that last_node covers exactly the
   /// matched prefix, and marks the path as used now by a request with `tags`
   /// (see share_tags: a node used by two jobs becomes a shared prefix).
-  MatchResult match_prefix(const int32_t* tokens, size_t n, const WorkflowTags& tags = WorkflowTags{});
+  /// With `host_chain`, the host-only nodes continuing the device match are
+  /// appended to it, the last split where the match ends, and marked used
+  /// (for KVCacheManager, which loads them).
+  MatchResult match_prefix(const int32_t* tokens, size_t n, const WorkflowTags& tags = WorkflowTags{},
+                           std::vector<RadixNode*>* host_chain = nullptr);
 
   /// \brief Device pages match_prefix would return, without splitting nodes
   /// or touching access times (for ordering policies that only look).
@@ -86,7 +90,56 @@ class RadixTree {
   /// priority first, until at least `num_pages` pages are removed or nothing
   /// is evictable. Removed page ids are appended to `out`, in eviction order;
   /// the caller releases them. Returns the number removed.
-  int32_t evict(int32_t num_pages, std::vector<int32_t>& out);
+  /// `before_remove` is called on each victim before its device pages go (the
+  /// host tier's write-back gives it a host copy there, so that it stays).
+  /// Eviction stops early at the first victim `may_evict` refuses (later ones
+  /// rank higher): a bounded eviction, for prefetch.
+  using EvictHook = std::function<void(RadixNode*)>;
+  using EvictFilter = std::function<bool(const RadixNode&)>;
+  int32_t evict(int32_t num_pages, std::vector<int32_t>& out, const EvictHook& before_remove = {},
+                const EvictFilter& may_evict = {});
+
+  // The host tier. Transfers are two-phase: begin_*() records a copy that the
+  // caller starts, complete_transfers() ends it. A node in flight is locked by
+  // its transfer, so neither copy can be evicted or reused meanwhile.
+
+  /// \brief Gives `node` (on the device, without a host copy, below the root
+  /// or a node with one) the host copy `host_pages`, being written by an
+  /// asynchronous copy until complete_transfers(step).
+  void begin_backup(RadixNode* node, const int32_t* host_pages, uint64_t step);
+  /// \brief The same, for a copy the caller finishes before any device page
+  /// of the node is reused (write-back at eviction): nothing is in flight.
+  void add_host_copy(RadixNode* node, const int32_t* host_pages);
+  /// \brief Gives host-only `node` (below the root or a device node) the
+  /// device pages `device_pages`, filled from its host copy by an asynchronous
+  /// copy until complete_transfers(step); requests using it wait for that.
+  void begin_load(RadixNode* node, const int32_t* device_pages, uint64_t step);
+  /// \brief Marks host-only nodes about to be loaded at `step` so that host
+  /// eviction leaves them alone while device pages are found; begin_load()
+  /// or unmark_load() follows.
+  void mark_load(RadixNode* node, uint64_t step);
+  void unmark_load(RadixNode* node);
+  /// \brief Ends every transfer begun at `step`; returns how many nodes.
+  int32_t complete_transfers(uint64_t step);
+  /// \brief Drops host copies of host leaves (no child with a host copy,
+  /// nothing in flight), lowest `policy` priority first, until at least
+  /// `num_pages` pages are dropped or none is left; a node with no device
+  /// copy leaves the tree. Dropped host page ids are appended to `out`.
+  /// With `device_copies_first`, host copies of nodes also on the device go
+  /// before any host-only node (they are spare while the device copy lives).
+  int32_t evict_host(int32_t num_pages, const EvictionPolicy& policy, std::vector<int32_t>& out,
+                     bool device_copies_first = false);
+  /// Host pages evict_host() could drop now, at most (its leaves' pages; more
+  /// become leaves as it goes).
+  int32_t num_host_leaves() const { return static_cast<int32_t>(host_leaves_.size()); }
+  /// Transfers begun and not completed.
+  size_t num_transfers() const { return transfers_.size(); }
+  /// \brief Calls `fn(step, node)` on each transfer in flight (node: the
+  /// deepest node it covers, which it locks).
+  template <class Fn>
+  void for_each_transfer(Fn&& fn) const {
+    for (const auto& t : transfers_) fn(t.step, t.node);
+  }
 
   /// \brief Sets the wall clock (seconds) recorded as nodes' last_access_time.
   void set_time(double now) { time_ = now; }
@@ -152,9 +205,17 @@ class RadixTree {
   /// Marks `node` used at logical time `now`, re-ranking it if evictable.
   void touch(RadixNode* node, uint64_t now, const WorkflowTags& user);
   void delete_leaf(RadixNode* node);
-  int32_t evict_in_order(int32_t num_pages, std::vector<int32_t>& out);
-  int32_t evict_by_rescan(int32_t num_pages, std::vector<int32_t>& out);
+  int32_t evict_in_order(int32_t num_pages, std::vector<int32_t>& out, const EvictHook& before_remove,
+                         const EvictFilter& may_evict);
+  int32_t evict_by_rescan(int32_t num_pages, std::vector<int32_t>& out, const EvictHook& before_remove,
+                          const EvictFilter& may_evict);
   void remove_device_pages(RadixNode* node, std::vector<int32_t>& out);
+  bool is_host_leaf(const RadixNode* node) const {
+    return node != &root_ && node->on_host() && !node->in_flight() && node->num_host_children == 0;
+  }
+  void refresh_host_leaf(RadixNode* node);
+  void set_host_pages(RadixNode* node, const int32_t* host_pages);
+  void remove_host_pages(RadixNode* node, std::vector<int32_t>& out);
 
   using RankKey = std::pair<std::pair<double, uint64_t>, RadixNode*>;
   static RankKey rank_key(RadixNode* node) { return {{node->rank, node->id}, node}; }
@@ -178,6 +239,14 @@ class RadixTree {
   std::unordered_set<RadixNode*> evictable_;
   /// The same nodes in eviction order, for static-priority policies.
   std::set<RankKey> ranked_;
+  /// Nodes whose host copy may be dropped (is_host_leaf), kept incrementally.
+  std::unordered_set<RadixNode*> host_leaves_;
+  /// Transfers in flight: the step that began each and the node it locks.
+  struct Transfer {
+    uint64_t step;
+    RadixNode* node;
+  };
+  std::vector<Transfer> transfers_;
   /// insert()'s hashed keys of the sequence, kept to reuse the allocation.
   std::vector<int32_t> insert_keys_;
 };

@@ -49,8 +49,15 @@ struct Request {
 
   /// Positions whose KV is in `pages`.
   int32_t num_computed = 0;
-  /// Prompt tokens served from the prefix cache at the latest admission.
+  /// Prompt tokens served from the prefix cache at the latest admission, and
+  /// how many of them were loaded from host copies.
   int32_t num_cached = 0;
+  int32_t num_host_cached = 0;
+  /// Nonzero while a load its prefix needs may be in flight (the latest such
+  /// step): it is not batched before every load on its path has landed.
+  /// Its first batch then reports the admission's cached tokens.
+  uint64_t load_step = 0;
+  bool cached_reported = true;
   /// Device page table: page i holds positions [i * page_size, (i+1) * page_size).
   std::vector<int32_t> pages;
   /// Leading pages owned by the radix tree (kept alive by locking last_node);

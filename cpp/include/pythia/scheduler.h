@@ -36,6 +36,11 @@ struct SchedulerStats {
   int64_t prompt_tokens = 0;
   int64_t cached_prompt_tokens = 0;
   double new_token_ratio = 0.0;
+  /// The host tier: its counters, free host pages, and node copies begun and
+  /// not completed (including those the next plan will carry).
+  HostTierStats host;
+  int32_t free_host_pages = 0;
+  int32_t transfers_in_flight = 0;
 };
 
 /// \brief Request table, queues and the step loop's decisions.
@@ -107,6 +112,10 @@ class Scheduler : private SchedulingContext {
   /// \brief Tokens (prompt + output so far) of a live request.
   const std::vector<int32_t>& tokens(int64_t id) const;
   bool has_request(int64_t id) const { return requests_.count(id) > 0; }
+  /// \brief Host-tier copies begun and not completed, including those the
+  /// next plan will carry: steps must go on until they land, even with no
+  /// request left (their pages stay locked until then).
+  bool has_pending_transfers() const { return cache_.tree().num_transfers() > 0; }
   SchedulerStats stats() const;
   const SchedulerConfig& config() const { return config_; }
   const KVCacheManager& cache() const { return cache_; }
@@ -130,7 +139,10 @@ class Scheduler : private SchedulingContext {
   /// Jobs whose first call waits unadmitted (and never ran) and that have no call
   /// running: not yet live in the pool.
   std::unordered_set<int32_t> queued_new_jobs() const;
-  void add_to_plan(Request& req, int32_t num_tokens, int32_t cached_tokens);
+  void add_to_plan(Request& req, int32_t num_tokens);
+  /// A prefill chunk of `n` tokens for `req`, cut to what long-context isolation leaves of this
+  /// step (0: none) and charged to it.
+  int32_t isolate_long(const Request& req, int32_t n);
   void finish_plan();
   void preempt(Request& victim);
   int32_t reserve_tokens(const Request& req) const;
@@ -150,10 +162,10 @@ class Scheduler : private SchedulingContext {
   /// Shared so that a caller may keep a plan past the next schedule() (which
   /// then writes a new one) without copying it.
   std::shared_ptr<StepPlan> plan_ = std::make_shared<StepPlan>();
-  /// Steps whose page transfers have not all landed (the host tier's).
-  std::unordered_set<uint64_t> transfers_in_flight_;
   std::vector<Request*> plan_reqs_;
   bool plan_pending_ = false;
+  /// What long requests' prefill may still take of this step (long-context isolation).
+  int32_t long_prefill_left_ = 0;
   std::vector<int64_t> deferred_aborts_;
   uint64_t next_arrival_seq_ = 0;
   uint64_t step_ = 0;

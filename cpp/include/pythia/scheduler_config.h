@@ -9,6 +9,8 @@ namespace pythia {
 
 /// \brief Names accepted as SchedulerConfig::admission_policy.
 std::vector<std::string> admission_policy_names();
+/// \brief Names accepted as SchedulerConfig::host_policy.
+std::vector<std::string> host_policy_names();
 
 /// \brief Settings of one Scheduler (one model replica).
 struct SchedulerConfig {
@@ -18,6 +20,19 @@ struct SchedulerConfig {
   int32_t num_device_pages = 4096;
   /// Pages in the host KV pool (0: no host tier).
   int32_t num_host_pages = 0;
+  /// With a host tier: when device pages get a host copy, a name from
+  /// host_write_policy_names() (SGLang's --hicache-write-policy).
+  std::string host_write_policy = "write_through";
+  /// With a host tier: "lru" (HiCache: host copies dropped least recently
+  /// used first; evicted device pages without a copy are lost, except under
+  /// write_back) or "pythia" (every device eviction writes the victim to host
+  /// unless the profiler predicts it is never used again; host copies dropped
+  /// farthest predicted next use first, dead jobs' first).
+  std::string host_policy = "lru";
+  /// `pythia` host policy: a paused job's context written to host is loaded
+  /// back (into free device pages) once its next call is predicted within
+  /// this many seconds; 0 turns prefetch off.
+  double host_prefetch_s = 1.0;
   /// Most requests decoding or prefilling at once.
   int32_t max_running_requests = 256;
   /// Tokens computed per step, decode and prefill together; prompts longer
@@ -55,6 +70,12 @@ struct SchedulerConfig {
   /// where live contexts fit (benchmarks/RESULTS.md). The bound is long
   /// against a session's calls and short against its life.
   double max_job_hold_s = 300.0;
+  /// Long-context isolation: a request whose prompt has at least
+  /// long_context_tokens tokens is long, and long requests' prefill chunks
+  /// together get at most max_long_prefill_tokens of a step (0: no cap), so
+  /// that long prompts do not starve short calls of the step's budget.
+  int32_t long_context_tokens = 4096;
+  int32_t max_long_prefill_tokens = 0;
   /// Admission reserves KV for this fraction of each request's remaining
   /// max_new_tokens (SGLang's new_token_ratio). It decays step by step from
   /// the initial value to the minimum while nothing is preempted and jumps

@@ -32,12 +32,22 @@ struct StepPlan {
   /// the device pages each one gave up.
   std::vector<int64_t> preempted_ids;
   std::vector<int32_t> preempted_pages;
-  /// Page copies to start before this step's forward pass, as flattened
-  /// (source, destination) pairs: device page -> host page (offload) and host
-  /// page -> device page (load). The host tier fills them; without one they
-  /// stay empty. Their completion is reported through update().
+  /// Host-tier page copies, as flattened (source, destination) pairs; empty
+  /// without a host tier. Executed in this order, offloads first:
+  /// - offload_pages: device -> host, finished before this step's forward
+  ///   pass writes any KV (the device page may be reused in this step).
+  /// - backup_pages: device -> host, asynchronous; the device page stays.
+  /// - load_pages: host -> device, asynchronous; requests that need the pages
+  ///   are not in a batch until they land.
+  /// When backups or loads are present, update() must eventually list this
+  /// step in transfers_done, once both have completed.
   std::vector<int32_t> offload_pages;
+  std::vector<int32_t> backup_pages;
   std::vector<int32_t> load_pages;
+  /// Of cached_tokens, how many came from host copies.
+  std::vector<int32_t> host_cached_tokens;
+
+  bool has_async_transfers() const { return !backup_pages.empty() || !load_pages.empty(); }
 
   size_t size() const { return req_ids.size(); }
   void clear() {
@@ -52,7 +62,9 @@ struct StepPlan {
     preempted_ids.clear();
     preempted_pages.clear();
     offload_pages.clear();
+    backup_pages.clear();
     load_pages.clear();
+    host_cached_tokens.clear();
   }
 };
 

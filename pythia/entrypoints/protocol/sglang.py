@@ -104,12 +104,18 @@ class FinishReason(ResponseModel):
     message: str | None = Field(None, description="type abort: why")
 
 
+class CachedTokensDetails(ResponseModel):
+    device: int = Field(description="Of cached_tokens, found in the device pool")
+    host: int = Field(description="Of cached_tokens, loaded from the host tier (--enable-hierarchical-cache)")
+
+
 class GenerateMetaInfo(ResponseModel):
     id: str
     finish_reason: FinishReason | None = Field(description="null until the last event of a stream")
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = Field(description="Prompt tokens served from the prefix cache")
+    cached_tokens_details: CachedTokensDetails | None = None
     e2e_latency: float
     workflow: WorkflowTagsOut | None = None
     input_token_logprobs: list[LogprobEntry] | None = None

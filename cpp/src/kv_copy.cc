@@ -1,0 +1,54 @@
+#include "pythia/kv_copy.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "pythia/kv_layout.h"
+
+namespace pythia {
+
+void check_kv_copy(const KvPools& pools, const int32_t* pairs, int64_t num_pair_entries, bool to_host) {
+  if (pools.page_bytes <= 0) throw std::invalid_argument("KV copy: page_bytes must be positive");
+  if (pools.device_buffers.empty()) throw std::invalid_argument("KV copy: no device buffers");
+  for (size_t b = 0; b < pools.device_buffers.size(); ++b) {
+    if (pools.device_buffers[b] == nullptr) {
+      throw std::invalid_argument("KV copy: device buffer " + std::to_string(b) + " is null");
+    }
+  }
+  if (pools.host == nullptr) throw std::invalid_argument("KV copy: the host buffer is null");
+  if (num_pair_entries % 2 != 0) {
+    throw std::invalid_argument("KV copy: " + std::to_string(num_pair_entries) +
+                                " entries do not make (source, destination) pairs");
+  }
+  if (num_pair_entries > 0 && pairs == nullptr) throw std::invalid_argument("KV copy: pairs are null");
+  for (int64_t i = 0; i < num_pair_entries; ++i) {
+    const bool is_device = (i % 2 == 0) == to_host;  // to host: sources are device pages
+    const int64_t limit = is_device ? pools.num_device_pages : pools.num_host_pages;
+    if (pairs[i] < 0 || pairs[i] >= limit) {
+      throw std::invalid_argument("KV copy: " + std::string(is_device ? "device" : "host") + " page " +
+                                  std::to_string(pairs[i]) + " is outside its pool of " + std::to_string(limit));
+    }
+  }
+}
+
+void copy_kv_pages(const KvPools& pools, const int32_t* pairs, int64_t num_pair_entries, bool to_host) {
+  check_kv_copy(pools, pairs, num_pair_entries, to_host);
+  const int32_t num_buffers = static_cast<int32_t>(pools.device_buffers.size());
+  const int64_t bytes = pools.page_bytes;
+  for (int64_t i = 0; i < num_pair_entries; i += 2) {
+    const int64_t device_page = to_host ? pairs[i] : pairs[i + 1];
+    const int64_t host_page = to_host ? pairs[i + 1] : pairs[i];
+    for (int32_t b = 0; b < num_buffers; ++b) {
+      uint8_t* device = pools.device_buffers[b] + kv_layout::layer_first_offset(device_page, bytes);
+      uint8_t* host = pools.host + kv_layout::page_first_offset(host_page, b, num_buffers, bytes);
+      if (to_host) {
+        std::memcpy(host, device, static_cast<size_t>(bytes));
+      } else {
+        std::memcpy(device, host, static_cast<size_t>(bytes));
+      }
+    }
+  }
+}
+
+}  // namespace pythia
