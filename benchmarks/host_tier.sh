@@ -5,7 +5,7 @@
 # pool 8x the device pool (32,768 tokens), as on a GPU whose HBM holds a fraction of what host
 # DRAM holds. Configs: sglang (no host tier), hicache (sglang + HiCache's write-through, host LRU),
 # pythia-host (pythia + its host policy), pythia (no host tier).
-#   bash benchmarks/host_tier.sh [coding-agent|long-context-mix|smollm2 ...]   (default: the first two)
+#   [REPEATS=2] bash benchmarks/host_tier.sh [coding-agent|long-context-mix|smollm2 ...]   (default: the first two)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -21,8 +21,8 @@ workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(coding-agent long-context-mix)
 for w in "${workloads[@]}"; do
   case $w in
-    coding-agent) run coding-agent --rate 0.45 --num-jobs 10 --repeats 2 ;;
-    long-context-mix) run long-context-mix --rate 0.45 --num-jobs 10 --repeats 2 ;;
+    coding-agent) run coding-agent --rate 0.45 --num-jobs 10 --repeats "${REPEATS:-2}" ;;
+    long-context-mix) run long-context-mix --rate 0.45 --num-jobs 10 --repeats "${REPEATS:-2}" ;;
     smollm2)  # the embedded SmolLM2-135M: fewer, shorter sessions (its steps are ~10x the tiny model's)
       $PY -m benchmarks.run --workload coding-agent --scale cpu --model default --configs sglang,hicache,pythia-host \
         --out benchmarks/results/host-tier-smollm2 --server-args "$ARGS" --no-progress --rate 0.2 --num-jobs 4 ;;

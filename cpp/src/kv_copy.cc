@@ -1,8 +1,12 @@
 #include "pythia/kv_copy.h"
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "pythia/kv_layout.h"
 
@@ -32,11 +36,13 @@ void check_kv_copy(const KvPools& pools, const int32_t* pairs, int64_t num_pair_
   }
 }
 
-void copy_kv_pages(const KvPools& pools, const int32_t* pairs, int64_t num_pair_entries, bool to_host) {
-  check_kv_copy(pools, pairs, num_pair_entries, to_host);
+namespace {
+
+/// Copies pairs [first, last) (pair indices, not entries).
+void copy_range(const KvPools& pools, const int32_t* pairs, int64_t first, int64_t last, bool to_host) {
   const int32_t num_buffers = static_cast<int32_t>(pools.device_buffers.size());
   const int64_t bytes = pools.page_bytes;
-  for (int64_t i = 0; i < num_pair_entries; i += 2) {
+  for (int64_t i = 2 * first; i < 2 * last; i += 2) {
     const int64_t device_page = to_host ? pairs[i] : pairs[i + 1];
     const int64_t host_page = to_host ? pairs[i + 1] : pairs[i];
     for (int32_t b = 0; b < num_buffers; ++b) {
@@ -49,6 +55,33 @@ void copy_kv_pages(const KvPools& pools, const int32_t* pairs, int64_t num_pair_
       }
     }
   }
+}
+
+/// Below this many bytes a plan is copied by the calling thread: starting threads costs more.
+constexpr int64_t kParallelBytes = int64_t{8} << 20;
+
+}  // namespace
+
+void copy_kv_pages(const KvPools& pools, const int32_t* pairs, int64_t num_pair_entries, bool to_host) {
+  check_kv_copy(pools, pairs, num_pair_entries, to_host);
+  const int64_t num_pairs = num_pair_entries / 2;
+  const int64_t total = num_pairs * static_cast<int64_t>(pools.device_buffers.size()) * pools.page_bytes;
+  // One thread does not reach memory bandwidth (a plain large copy, torch's, uses all cores):
+  // large plans are split by pairs over the machine's threads.
+  const int64_t threads = std::min<int64_t>({static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency())),
+                                             int64_t{8}, num_pairs});
+  if (total < kParallelBytes || threads <= 1) {
+    copy_range(pools, pairs, 0, num_pairs, to_host);
+    return;
+  }
+  std::vector<std::thread> workers;
+  const int64_t per = (num_pairs + threads - 1) / threads;
+  for (int64_t t = 1; t < threads; ++t) {
+    const int64_t first = t * per, last = std::min(num_pairs, first + per);
+    if (first < last) workers.emplace_back(copy_range, std::cref(pools), pairs, first, last, to_host);
+  }
+  copy_range(pools, pairs, 0, std::min(num_pairs, per), to_host);
+  for (auto& w : workers) w.join();
 }
 
 }  // namespace pythia
