@@ -22,6 +22,10 @@ workloads=("$@")
 for w in "${workloads[@]}"; do
   case $w in
     coding-agent) run coding-agent --rate 0.45 --num-jobs 10 --repeats "${REPEATS:-2}" ;;
+    coding-agent-ratio1)  # host pool = device pool: the host tier's own choices decide (what to keep there)
+      $PY -m benchmarks.run --workload coding-agent --scale cpu --model tiny --configs sglang,hicache,pythia-host \
+        --out benchmarks/results/host-tier-coding-agent-ratio1 --server-args "--max-total-tokens 4096 --hicache-ratio 1" \
+        --no-progress --rate 0.45 --num-jobs 10 --repeats "${REPEATS:-2}" ;;
     long-context-mix) run long-context-mix --rate 0.45 --num-jobs 10 --repeats "${REPEATS:-2}" ;;
     smollm2)  # the embedded SmolLM2-135M: fewer, shorter sessions (its steps are ~10x the tiny model's)
       $PY -m benchmarks.run --workload coding-agent --scale cpu --model default --configs sglang,hicache,pythia-host \
