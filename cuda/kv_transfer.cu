@@ -16,17 +16,6 @@ void check_cuda(cudaError_t err, const char* what) {
   if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
 }
 
-KvPools pools_of(const std::vector<uint64_t>& device_buffers, int64_t num_device_pages, uint64_t host,
-                 int64_t num_host_pages, int64_t page_bytes) {
-  KvPools pools;
-  for (uint64_t address : device_buffers) pools.device_buffers.push_back(reinterpret_cast<uint8_t*>(address));
-  pools.num_device_pages = num_device_pages;
-  pools.host = reinterpret_cast<uint8_t*>(host);
-  pools.num_host_pages = num_host_pages;
-  pools.page_bytes = page_bytes;
-  return pools;
-}
-
 /// One block per (pair, buffer): blockIdx.x the pair, blockIdx.y the buffer. 16-byte accesses
 /// when the page chunk allows them, else bytes.
 __global__ void kv_pages_layer_first_page_first(const uint64_t* buffers, int32_t num_buffers, uint8_t* host,
@@ -63,7 +52,7 @@ void copy_kv_pages_layer_first_page_first(const std::vector<uint64_t>& device_bu
                                           uint64_t host, int64_t num_host_pages, int64_t page_bytes,
                                           const int32_t* pairs, int64_t num_pair_entries, bool to_host,
                                           uint64_t stream) {
-  check_kv_copy(pools_of(device_buffers, num_device_pages, host, num_host_pages, page_bytes), pairs,
+  check_kv_copy(kv_pools_at(device_buffers, num_device_pages, host, num_host_pages, page_bytes), pairs,
                 num_pair_entries, to_host);
   if (num_pair_entries == 0) return;
   if (device_buffers.size() > 65535) throw std::invalid_argument("KV copy: more than 65535 device buffers");
@@ -91,7 +80,7 @@ void memcpy_kv_pages_layer_first_page_first(const std::vector<uint64_t>& device_
                                             uint64_t host, int64_t num_host_pages, int64_t page_bytes,
                                             const int32_t* pairs, int64_t num_pair_entries, bool to_host,
                                             uint64_t stream) {
-  check_kv_copy(pools_of(device_buffers, num_device_pages, host, num_host_pages, page_bytes), pairs,
+  check_kv_copy(kv_pools_at(device_buffers, num_device_pages, host, num_host_pages, page_bytes), pairs,
                 num_pair_entries, to_host);
   auto s = reinterpret_cast<cudaStream_t>(stream);
   const int32_t num_buffers = static_cast<int32_t>(device_buffers.size());

@@ -195,14 +195,9 @@ Int32Array PrefixTree::match_insert_many(const Int32Array& tokens, const Int64Ar
   return pages_to_numpy(matched);
 }
 
-void kv_copy_pages(const std::vector<uintptr_t>& device_buffers, int64_t num_device_pages, uintptr_t host,
+void kv_copy_pages(const std::vector<uint64_t>& device_buffers, int64_t num_device_pages, uint64_t host,
                    int64_t num_host_pages, int64_t page_bytes, const Int32Array& pairs, bool to_host) {
-  KvPools pools;
-  for (uintptr_t address : device_buffers) pools.device_buffers.push_back(reinterpret_cast<uint8_t*>(address));
-  pools.num_device_pages = num_device_pages;
-  pools.host = reinterpret_cast<uint8_t*>(host);
-  pools.num_host_pages = num_host_pages;
-  pools.page_bytes = page_bytes;
+  const KvPools pools = kv_pools_at(device_buffers, num_device_pages, host, num_host_pages, page_bytes);
   const int32_t* data = pairs.data();
   const int64_t n = static_cast<int64_t>(pairs.size());
   py::gil_scoped_release release;

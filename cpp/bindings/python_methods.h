@@ -75,7 +75,7 @@ auto step_plan_property(std::vector<T> StepPlan::*member, bool pairs = false) {
 /// copy_kv_pages over raw addresses (torch's data_ptr()): device_buffers are
 /// the 2 * num_layers layer-first buffers, host the page-first buffer. The GIL
 /// is released while bytes move.
-void kv_copy_pages(const std::vector<uintptr_t>& device_buffers, int64_t num_device_pages, uintptr_t host,
+void kv_copy_pages(const std::vector<uint64_t>& device_buffers, int64_t num_device_pages, uint64_t host,
                    int64_t num_host_pages, int64_t page_bytes, const Int32Array& pairs, bool to_host);
 
 /// A radix tree over page ids the caller manages (tests and benchmarks).

@@ -32,20 +32,18 @@ void KVCacheManager::attach_prefix(Request& req) {
   req.num_computed = req.num_shared_pages * page_size_;
   req.num_cached = req.num_computed;
   req.num_host_cached = 0;
-  // Pages another request is still loading: this one waits for them too.
   req.load_step = 0;
-  for (const RadixNode* n = match.last_node; n != tree_.root(); n = n->parent) {
-    req.load_step = std::max(req.load_step, n->load_step);
-  }
   req.cached_reported = false;
+  if (!has_host_tier()) return;  // no loads, no prefetches: nothing more on the path to look at
   for (RadixNode* n = match.last_node; n != tree_.root(); n = n->parent) {
-    if (!n->prefetched) continue;
-    ++(n->load_step != 0 ? host_stats_.prefetch_late : host_stats_.prefetch_on_time);
-    n->prefetched = false;
+    // Pages another request is still loading: this one waits for them too.
+    req.load_step = std::max(req.load_step, n->load_step);
+    if (n->prefetched) {
+      ++(n->load_step != 0 ? host_stats_.prefetch_late : host_stats_.prefetch_on_time);
+      n->prefetched = false;
+    }
   }
-  if (has_host_tier() && write_policy_ == HostWritePolicy::kWriteThroughSelective) {
-    back_up_path(match.last_node);
-  }
+  if (write_policy_ == HostWritePolicy::kWriteThroughSelective) back_up_path(match.last_node);
 }
 
 bool KVCacheManager::grow(Request& req, int32_t num_positions) {
@@ -76,9 +74,7 @@ void KVCacheManager::cache_prefix(Request& req) {
   if (has_host_tier()) {
     // The tree's copy of a page this request computed may still be loading (another request's
     // host hit): the request now reads the tree's, so it waits for that load too.
-    for (const RadixNode* n = ins.last_node; n != tree_.root(); n = n->parent) {
-      req.load_step = std::max(req.load_step, n->load_step);
-    }
+    req.load_step = std::max(req.load_step, pending_load_on_path(ins.last_node));
     back_up_path(ins.last_node);
   }
 }
@@ -97,9 +93,9 @@ void KVCacheManager::release(Request& req) {
   req.num_computed = 0;
 }
 
-std::vector<int32_t> KVCacheManager::evict(int32_t num_pages) {
+std::vector<int32_t> KVCacheManager::evict(int32_t num_pages, const RadixTree::EvictFilter& may_evict) {
   std::vector<int32_t> evicted;
-  tree_.evict(num_pages, evicted, evict_hook_);
+  tree_.evict(num_pages, evicted, evict_hook_, may_evict);
   for (int32_t page : evicted) device_pool_.release(page);
   num_evicted_pages_ += static_cast<int64_t>(evicted.size());
   return evicted;

@@ -58,15 +58,34 @@ void KVCacheManager::add_pairs(std::vector<int32_t>& table, const std::vector<in
   }
 }
 
-bool KVCacheManager::reserve_host(int32_t num_pages) {
+int32_t KVCacheManager::drop_host_copies(int32_t num_pages) {
   std::vector<int32_t> dropped;
+  tree_.evict_host(num_pages, *host_eviction_, dropped, spare_copies_first_);
+  for (int32_t page : dropped) host_pool_.release(page);
+  host_stats_.host_evicted_pages += static_cast<int64_t>(dropped.size());
+  return static_cast<int32_t>(dropped.size());
+}
+
+bool KVCacheManager::reserve_host(int32_t num_pages) {
   while (host_pool_.num_free() < num_pages) {
-    dropped.clear();
-    if (tree_.evict_host(num_pages - host_pool_.num_free(), *host_eviction_, dropped, spare_copies_first_) == 0) return false;
-    for (int32_t page : dropped) host_pool_.release(page);
-    host_stats_.host_evicted_pages += static_cast<int64_t>(dropped.size());
+    if (drop_host_copies(num_pages - host_pool_.num_free()) == 0) return false;
   }
   return true;
+}
+
+uint64_t KVCacheManager::pending_load_on_path(const RadixNode* node) const {
+  uint64_t step = 0;
+  for (const RadixNode* n = node; n != nullptr && n != tree_.root(); n = n->parent) step = std::max(step, n->load_step);
+  return step;
+}
+
+void KVCacheManager::begin_loads(const std::vector<RadixNode*>& chain, const std::vector<int32_t>& device_pages) {
+  size_t at = 0;
+  for (RadixNode* node : chain) {
+    tree_.begin_load(node, device_pages.data() + at, transfer_step_);
+    add_pairs(load_pairs_, node->host_pages, node->device_pages);
+    at += static_cast<size_t>(node->num_pages());
+  }
 }
 
 void KVCacheManager::back_up_path(RadixNode* last) {
@@ -111,13 +130,10 @@ void KVCacheManager::offload_victim(RadixNode* victim) {
       need += n->num_pages();
     }
     if (host_pool_.num_free() >= need) break;
-    std::vector<int32_t> dropped;
-    if (tree_.evict_host(need - host_pool_.num_free(), *host_eviction_, dropped, spare_copies_first_) == 0) {
+    if (drop_host_copies(need - host_pool_.num_free()) == 0) {
       host_stats_.dropped_pages += victim->num_pages();
       return;
     }
-    for (int32_t page : dropped) host_pool_.release(page);
-    host_stats_.host_evicted_pages += static_cast<int64_t>(dropped.size());
   }
   std::vector<int32_t> host_pages;
   for (auto it = path.rbegin(); it != path.rend(); ++it) {
@@ -144,13 +160,7 @@ int32_t KVCacheManager::load_host_prefix(Request& req) {
     for (RadixNode* node : host_chain_) tree_.unmark_load(node);
     return 0;
   }
-  size_t at = 0;
-  for (RadixNode* node : host_chain_) {
-    const int32_t* pages = device_pages.data() + at;
-    tree_.begin_load(node, pages, transfer_step_);
-    add_pairs(load_pairs_, node->host_pages, node->device_pages);
-    at += static_cast<size_t>(node->num_pages());
-  }
+  begin_loads(host_chain_, device_pages);
   tree_.lock(host_chain_.back());
   tree_.unlock(req.last_node);
   req.last_node = host_chain_.back();
@@ -172,9 +182,7 @@ int32_t KVCacheManager::load_host_prefix(Request& req) {
 
 bool KVCacheManager::ready(Request& req) const {
   if (req.load_step == 0) return true;
-  for (const RadixNode* n = req.last_node; n != nullptr && n != tree_.root(); n = n->parent) {
-    if (n->load_step != 0) return false;
-  }
+  if (pending_load_on_path(req.last_node) != 0) return false;
   req.load_step = 0;
   return true;
 }
@@ -212,11 +220,7 @@ int32_t KVCacheManager::prefetch(const WorkflowForecast& forecast, double lookah
     for (RadixNode* node : chain) tree_.mark_load(node, transfer_step_);
     if (device_pool_.num_free() < total) {
       const double due = forecast.next_use(*f);
-      std::vector<int32_t> evicted;
-      tree_.evict(total - device_pool_.num_free(), evicted, evict_hook_,
-                  [&](const RadixNode& n) { return host_eviction_->priority(n) < -due; });
-      for (int32_t page : evicted) device_pool_.release(page);
-      num_evicted_pages_ += static_cast<int64_t>(evicted.size());
+      evict(total - device_pool_.num_free(), [&](const RadixNode& n) { return host_eviction_->priority(n) < -due; });
     }
     if (device_pool_.num_free() < total) {
       for (RadixNode* node : chain) tree_.unmark_load(node);
@@ -225,13 +229,8 @@ int32_t KVCacheManager::prefetch(const WorkflowForecast& forecast, double lookah
     }
     device_pages.clear();
     device_pool_.allocate(total, device_pages);
-    size_t at = 0;
-    for (RadixNode* node : chain) {
-      tree_.begin_load(node, device_pages.data() + at, transfer_step_);
-      node->prefetched = true;
-      add_pairs(load_pairs_, node->host_pages, node->device_pages);
-      at += static_cast<size_t>(node->num_pages());
-    }
+    begin_loads(chain, device_pages);
+    for (RadixNode* node : chain) node->prefetched = true;
     tree_.unlock(above);
     host_stats_.prefetched_pages += total;
     host_stats_.pages_loaded += total;
@@ -249,9 +248,7 @@ void KVCacheManager::take_transfers(StepPlan& plan) {
   plan.offload_pages.swap(offload_pairs_);
   plan.backup_pages.swap(backup_pairs_);
   plan.load_pages.swap(load_pairs_);
-  offload_pairs_.clear();
-  backup_pairs_.clear();
-  load_pairs_.clear();
+  // The plan's tables were cleared when it was made, so ours are empty again after the swaps.
   if (plan.has_async_transfers()) async_steps_.insert(plan.step);
   transfer_step_ = plan.step + 1;
 }
@@ -264,13 +261,6 @@ void KVCacheManager::complete_transfers(uint64_t step) {
   tree_.complete_transfers(step);
 }
 
-int32_t KVCacheManager::flush_host() {
-  if (!has_host_tier()) return 0;
-  std::vector<int32_t> dropped;
-  tree_.evict_host(tree_.cached_host_pages(), *host_eviction_, dropped, spare_copies_first_);
-  for (int32_t page : dropped) host_pool_.release(page);
-  host_stats_.host_evicted_pages += static_cast<int64_t>(dropped.size());
-  return static_cast<int32_t>(dropped.size());
-}
+int32_t KVCacheManager::flush_host() { return has_host_tier() ? drop_host_copies(tree_.cached_host_pages()) : 0; }
 
 }  // namespace pythia

@@ -12,6 +12,17 @@
 
 namespace pythia {
 
+KvPools kv_pools_at(const std::vector<uint64_t>& device_buffers, int64_t num_device_pages, uint64_t host,
+                    int64_t num_host_pages, int64_t page_bytes) {
+  KvPools pools;
+  for (uint64_t address : device_buffers) pools.device_buffers.push_back(reinterpret_cast<uint8_t*>(address));
+  pools.num_device_pages = num_device_pages;
+  pools.host = reinterpret_cast<uint8_t*>(host);
+  pools.num_host_pages = num_host_pages;
+  pools.page_bytes = page_bytes;
+  return pools;
+}
+
 void check_kv_copy(const KvPools& pools, const int32_t* pairs, int64_t num_pair_entries, bool to_host) {
   if (pools.page_bytes <= 0) throw std::invalid_argument("KV copy: page_bytes must be positive");
   if (pools.device_buffers.empty()) throw std::invalid_argument("KV copy: no device buffers");

@@ -129,7 +129,8 @@ class KVCacheManager {
 
   /// \brief Evicts at least `num_pages` cached device pages if that many are
   /// evictable; returns the evicted page ids in eviction order.
-  std::vector<int32_t> evict(int32_t num_pages);
+  /// `may_evict` bounds it (RadixTree::evict): prefetch evicts only what is due later.
+  std::vector<int32_t> evict(int32_t num_pages, const RadixTree::EvictFilter& may_evict = {});
   /// \brief Evicts the host copies of unlocked, idle pages; returns how many.
   int32_t flush_host();
 
@@ -173,6 +174,14 @@ class KVCacheManager {
   void offload_victim(RadixNode* victim);
   /// Frees host pages by host eviction until `num_pages` are free.
   bool reserve_host(int32_t num_pages);
+  /// Drops at least `num_pages` host copies (fewer if no more can go) and frees their pages;
+  /// returns how many were dropped.
+  int32_t drop_host_copies(int32_t num_pages);
+  /// Gives the host-only `chain` (top-down, marked for a load) the device pages `device_pages`,
+  /// in order, and records the copies.
+  void begin_loads(const std::vector<RadixNode*>& chain, const std::vector<int32_t>& device_pages);
+  /// Latest step of a load in flight on the path from `node` to the root (0: none).
+  uint64_t pending_load_on_path(const RadixNode* node) const;
   /// Appends (source, destination) page pairs for a node's copy.
   static void add_pairs(std::vector<int32_t>& table, const std::vector<int32_t>& from,
                         const std::vector<int32_t>& to);

@@ -18,6 +18,10 @@ struct KvPools {
   int64_t page_bytes = 0;
 };
 
+/// \brief KvPools from raw addresses (torch's data_ptr(), as the Python side passes them).
+KvPools kv_pools_at(const std::vector<uint64_t>& device_buffers, int64_t num_device_pages, uint64_t host,
+                    int64_t num_host_pages, int64_t page_bytes);
+
 /// \brief Throws std::invalid_argument naming the problem: a null buffer, a page size that is not
 /// positive, an odd number of pair entries, or a page id outside its pool.
 void check_kv_copy(const KvPools& pools, const int32_t* pairs, int64_t num_pair_entries, bool to_host);
