@@ -3,8 +3,11 @@
 # counts, one H100 serving Llama-3-8B by the `h100-llama3-8b` roofline (datasheet figures, not
 # calibrated on a GPU), the six configs and the clairvoyant bounds on the four workloads.
 #   bash benchmarks/sim_headline.sh [multi-agent-dag|peer|coding-agent|long-context-mix|
-#                                    capacity-W|ablation-W|untagged-W ...]   (default: the four sweeps)
-# (ablation-W and untagged-W run at RATE=..., the peak the W sweep found: RATE=0.075 for long-context-mix)
+#                                    capacity-W|ablation-W|untagged-W|host-W ...]   (default: the four sweeps)
+# (ablation-W, untagged-W and host-W run at RATE=..., the peak the W sweep found: RATE=0.075 for
+# long-context-mix; host-W adds the host tier: the six configs beside hicache and pythia-host, which
+# is pythia with its host policy, on a host pool HOST_RATIO (default 4) x the device pool, as a
+# host with 320 GB of DRAM per 80 GB GPU)
 # Each sweep finds peak concurrency (sglang's P95 JCT about 3x its unloaded JCT) and compares every
 # config there and at half of it. The engine's limits, for an 80 GB GPU:
 #   KV pool   427,246 tokens: 0.9 of 80 GB less 16 GB of weights at 128 KiB per token
@@ -45,6 +48,10 @@ for w in "${workloads[@]}"; do
       x=${w#untagged-}
       sim "untagged-$x" --workload "$x" --num-jobs "${JOBS[$x]}" --rate "${RATE:?RATE=peak jobs/s of the sweep}" \
         --untagged --configs "$SIX" ;;
+    host-*)
+      x=${w#host-}
+      sim "host-$x" --workload "$x" --num-jobs "${JOBS[$x]}" --rate "${RATE:?RATE=peak jobs/s of the sweep}" \
+        --server-args "$GPU --hicache-ratio ${HOST_RATIO:-4}" --configs "$SIX,hicache,pythia-host" ;;
     *) echo "unknown: $w" >&2; exit 2 ;;
   esac
 done
