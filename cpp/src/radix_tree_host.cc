@@ -111,7 +111,10 @@ int32_t RadixTree::evict_host(int32_t num_pages, const EvictionPolicy& policy, s
   auto later = [](const Entry& a, const Entry& b) { return a.first > b.first; };
   // Bands far below any policy priority (those are at least -2e15, eviction_policy.h).
   auto rank = [&](const RadixNode& n) {
-    return (device_copies_first && n.on_device() ? -1e18 : 0.0) + policy.priority(n);
+    if (!device_copies_first) return policy.priority(n);
+    // Copies predicted dead go first, then spare copies, then the only copies of the rest.
+    const double band = !policy.expects_reuse(n) ? -2e18 : n.on_device() ? -1e18 : 0.0;
+    return band + policy.priority(n);
   };
   std::vector<Entry> heap;
   heap.reserve(host_leaves_.size());

@@ -167,6 +167,29 @@ TEST_F(HostTierTest, PythiaPrefetchesAPausedJobsContextBeforeItsPredictedCall) {
   EXPECT_EQ(model->output_of(3, 13), FakeModel::reference_output(a_again(), 1, true));
 }
 
+TEST_F(HostTierTest, PythiaDropsDeadCopiesBeforeSpareCopiesOfLiveJobs) {
+  init("write_through", "pythia", /*host_pages=*/6);
+  add(1, a, /*job=*/0);
+  step();
+  step();  // a's backup
+  sched->forecast().end_job(0);
+  const auto c = iota_tokens(200, 12);
+  add(2, c, /*job=*/1);
+  step();
+  step();  // c's backup: the host pool is full
+  add(3, iota_tokens(400, 12), /*job=*/2);
+  step();  // evicts dead a from the device: its host copy is now its only one
+  step();  // the new prefix's backup needs 3 host pages
+  EXPECT_EQ(sched->stats().host.host_evicted_pages, 3);
+  // Dropping c's copy (spare while c is on the device) would cost a copy when c is evicted; a's
+  // copy is predicted dead, so it goes first.
+  add(4, a_again(), /*job=*/3);
+  const StepPlan& admit = step();
+  EXPECT_TRUE(admit.load_pages.empty()) << "a's dead copy should have been dropped";
+  step();
+  EXPECT_EQ(sched->stats().host.host_hit_tokens, 0);
+}
+
 TEST_F(HostTierTest, HostCopiesAreDroppedLeastRecentlyUsedFirst) {
   init("write_through", "lru", /*host_pages=*/4);
   add(1, a);

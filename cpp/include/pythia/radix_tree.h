@@ -125,8 +125,9 @@ class RadixTree {
   /// nothing in flight), lowest `policy` priority first, until at least
   /// `num_pages` pages are dropped or none is left; a node with no device
   /// copy leaves the tree. Dropped host page ids are appended to `out`.
-  /// With `device_copies_first`, host copies of nodes also on the device go
-  /// before any host-only node (they are spare while the device copy lives).
+  /// With `device_copies_first`, copies `policy` predicts dead go first, then
+  /// host copies of nodes also on the device (spare while the device copy
+  /// lives), then the only copies of the rest.
   int32_t evict_host(int32_t num_pages, const EvictionPolicy& policy, std::vector<int32_t>& out,
                      bool device_copies_first = false);
   /// Host pages evict_host() could drop now, at most (its leaves' pages; more
