@@ -6,8 +6,8 @@
 #                                    capacity-W|ablation-W|untagged-W|host-W ...]   (default: the four sweeps)
 # (ablation-W, untagged-W and host-W run at RATE=..., the peak the W sweep found: RATE=0.075 for
 # long-context-mix; host-W adds the host tier: the six configs beside hicache and pythia-host, which
-# is pythia with its host policy, on a host pool HOST_RATIO (default 4) x the device pool, as a
-# host with 320 GB of DRAM per 80 GB GPU)
+# is pythia with its host policy, on a host pool HOST_RATIO (default 4) x the device KV pool:
+# 1.7M tokens, 224 GB at 128 KiB per token)
 # Each sweep finds peak concurrency (sglang's P95 JCT about 3x its unloaded JCT) and compares every
 # config there and at half of it. The engine's limits, for an 80 GB GPU:
 #   KV pool   427,246 tokens: 0.9 of 80 GB less 16 GB of weights at 128 KiB per token
